@@ -1,0 +1,241 @@
+"""Typed experiment configuration: pydantic models, YAML files and dotted overrides.
+
+A YAML file only overrides the defaults below, and `key.sub=value` arguments override the
+file. Every key is validated; a mistake is reported as one line naming the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from semseg.errors import SemsegError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ShapesConfig(_Section):
+    """The built-in generated dataset (see semseg.data.shapes)."""
+
+    size: int = Field(96, ge=32, le=1024, description="image height and width in pixels")
+    num_train: int = Field(480, ge=1)
+    num_val: int = Field(96, ge=1)
+    seed: int = 0
+
+
+class DataConfig(_Section):
+    format: str = Field("shapes", description="dataset format: shapes, folder")
+    root: Path | None = Field(None, description="dataset folder (not used by shapes)")
+    classes: Path | None = Field(None, description="classes.yaml; default ROOT/classes.yaml")
+    image_dir: str = "images"
+    mask_dir: str = "masks"
+    train_split: str = "train"
+    val_split: str = "val"
+    val_ratio: float = Field(
+        0.2, gt=0, lt=1, description="share held out for validation when no split lists exist"
+    )
+    split_seed: int = 0
+    binary_255: bool | None = Field(
+        None, description="read mask value 255 as class 1; default: on for two-class datasets"
+    )
+    shapes: ShapesConfig = ShapesConfig()
+    batch_size: int = Field(8, ge=1)
+    num_workers: int | Literal["auto"] = "auto"
+    crop_size: int | tuple[int, int] = 96
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    hflip: bool = True
+    color_jitter: float = Field(0.2, ge=0, le=1, description="0 turns photometric jitter off")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @field_validator("scale_range")
+    @classmethod
+    def _ordered_positive(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 < low <= high:
+            raise ValueError("needs 0 < min <= max, e.g. [0.5, 2.0]")
+        return value
+
+    @field_validator("num_workers")
+    @classmethod
+    def _non_negative(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be 'auto' or a whole number >= 0")
+        return value
+
+
+class ModelConfig(_Section):
+    name: str = Field("unet_small", description="registered model name (semseg models)")
+    base_width: int | None = Field(None, ge=4, description="override the builder's base width")
+
+
+class LossConfig(_Section):
+    name: str = "cross_entropy"
+    class_weights: list[float] | None = None
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+
+class OptimConfig(_Section):
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["poly", "cosine", "plateau", "constant"] = "poly"
+    poly_power: float = Field(0.9, gt=0)
+    warmup_epochs: float = Field(0.5, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+    plateau_patience: int = Field(3, ge=0, description="validations without improvement")
+    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    grad_clip: float | None = Field(None, gt=0, description="max gradient norm; off when null")
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(12, ge=1)
+    val_every: int = Field(1, ge=1)
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    output_dir: Path = Path("runs")
+    name: str | None = Field(None, description="run folder name; default FORMAT-MODEL[-N]")
+    sample_images: int = Field(4, ge=1, le=16, description="rows in samples.png")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "cuda", "mps") and not value.startswith("cuda:"):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or "/" in value or value in (".", "..")):
+            raise ValueError("must be a plain folder name without '/'")
+        return value
+
+
+class EvalConfig(_Section):
+    batch_size: int = Field(4, ge=1)
+
+
+class Config(_Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def to_plain(self) -> dict[str, Any]:
+        """JSON/YAML-safe nested dict (paths as strings, tuples as lists)."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_plain(), sort_keys=False)
+
+
+def load_config(
+    path: Path | str | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults, then `base` (e.g. a checkpoint's config), then a YAML file, then overrides."""
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        data = _deep_merge(data, _read_yaml(Path(path)))
+    for item in overrides or []:
+        _apply_override(data, item)
+    return validate_config(data)
+
+
+def validate_config(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise SemsegError(_describe(err)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SemsegError(f"{path}: config file not found; check the path given to --config")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SemsegError(f"{path}: invalid YAML{where}; fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SemsegError(f"{path}: expected a mapping of sections (data:, model:, ...)")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise SemsegError(
+            f"override {item!r}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError:
+        value = raw  # e.g. an unquoted path with ':' stays a plain string
+    node = data
+    parts = key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            parent = ".".join(parts[: depth + 1])
+            raise SemsegError(f"override {item!r}: config key '{parent}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(err: ValidationError) -> str:
+    """One line for the first problem: the dotted key, what is wrong and what is allowed."""
+    problem = err.errors()[0]
+    loc = [str(p) for p in problem["loc"]]
+    key = ".".join(loc)
+    if problem["type"] == "extra_forbidden":
+        section_model = _section_model(loc[:-1])
+        valid = list(section_model.model_fields) if section_model else []
+        hint = difflib.get_close_matches(loc[-1], valid, n=1)
+        did_you_mean = f"did you mean '{'.'.join(loc[:-1] + hint)}'? " if hint else ""
+        return f"unknown config key '{key}'; {did_you_mean}valid keys here: {', '.join(valid)}"
+    # Unions report each branch ('num_workers.int'); name the field, not the branch.
+    key = ".".join(p for p in loc if p not in ("int", "str", "literal['auto']", "tuple"))
+    got = problem.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, dict) else ""
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"config key '{key}': {message}{shown}"
+
+
+def _section_model(path: list[str]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in path:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model

@@ -1,0 +1,98 @@
+"""Checkpoints: a dict of tensors and plain data, written atomically, loaded safely.
+
+A checkpoint alone rebuilds the model (registry name + options), its classes and the
+preprocessing (the resolved config), so eval and predict need nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from semseg.classes import ClassSet
+from semseg.config import Config, validate_config
+from semseg.errors import SemsegError
+from semseg.models import build_model
+
+CHECKPOINT_FORMAT = 1
+_FORMAT_KEY = "semseg_checkpoint"
+
+
+def model_record(config: Config, num_classes: int, in_channels: int = 3) -> dict[str, Any]:
+    """What `build_model` needs to rebuild the architecture."""
+    return {
+        "name": config.model.name,
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "options": {"base_width": config.model.base_width},
+    }
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`: a crash
+    leaves either the old file or the new one, never a torn one."""
+    path = Path(path)
+    payload = {_FORMAT_KEY: CHECKPOINT_FORMAT, **payload}
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SemsegError(f"{path}: checkpoint not found; pass a file such as runs/NAME/best.pt")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for foreign or damaged files
+        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise SemsegError(
+            f"{path}: not a readable checkpoint ({reason}); pass a .pt file written by semseg"
+        ) from None
+    if not isinstance(payload, dict) or _FORMAT_KEY not in payload:
+        raise SemsegError(
+            f"{path}: not a semseg checkpoint (no '{_FORMAT_KEY}' entry); pass runs/NAME/best.pt "
+            "or last.pt from 'semseg train'"
+        )
+    if payload[_FORMAT_KEY] > CHECKPOINT_FORMAT:
+        raise SemsegError(
+            f"{path}: checkpoint format {payload[_FORMAT_KEY]} is newer than this semseg "
+            f"understands ({CHECKPOINT_FORMAT}); upgrade semseg"
+        )
+    return payload
+
+
+def checkpoint_config(payload: dict[str, Any]) -> Config:
+    return validate_config(payload["config"])
+
+
+def checkpoint_classes(payload: dict[str, Any]) -> ClassSet:
+    return ClassSet.from_dict(payload["classes"], source="checkpoint classes")
+
+
+def model_from_checkpoint(payload: dict[str, Any], path: Path | str = "checkpoint") -> nn.Module:
+    record = payload["model"]
+    model = build_model(
+        record["name"], record["num_classes"], record["in_channels"], **record["options"]
+    )
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise SemsegError(
+            f"{path}: weights do not fit model {record['name']!r} ({first}); "
+            "the file may be damaged or from an incompatible semseg version"
+        ) from None
+    return model

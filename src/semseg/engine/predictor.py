@@ -1,0 +1,82 @@
+"""Prediction from a checkpoint file alone: `semseg.load(path).predict(image)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from semseg.classes import ClassSet
+from semseg.config import Config
+from semseg.data.io import read_image
+from semseg.data.transforms import eval_preset
+from semseg.engine.checkpoint import (
+    checkpoint_classes,
+    checkpoint_config,
+    load_checkpoint,
+    model_from_checkpoint,
+)
+from semseg.engine.inference import predict_logits
+from semseg.engine.runtime import resolve_device
+from semseg.errors import SemsegError
+
+ImageInput = str | Path | Image.Image | np.ndarray
+
+
+class Predictor:
+    """A trained model with its classes and preprocessing."""
+
+    def __init__(self, model: torch.nn.Module, classes: ClassSet, config: Config,
+                 device: torch.device) -> None:  # fmt: skip
+        self.model = model.to(device).eval()
+        self.classes = classes
+        self.config = config
+        self.device = device
+        self._preprocess = eval_preset(config.data)
+
+    def predict(
+        self, image: ImageInput, return_probs: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Class index mask H x W (int64) for one image; with `return_probs`, also the
+        C x H x W softmax probabilities (float32)."""
+        pixels = to_image_tensor(image)
+        dummy_mask = torch.zeros(pixels.shape[1:], dtype=torch.uint8)
+        normalised, _ = self._preprocess(pixels, dummy_mask)
+        logits = predict_logits(self.model, normalised.unsqueeze(0).to(self.device))[0]
+        mask = logits.argmax(0).cpu().numpy().astype(np.int64)
+        if return_probs:
+            return mask, logits.softmax(0).float().cpu().numpy()
+        return mask
+
+
+def to_image_tensor(image: ImageInput) -> torch.Tensor:
+    """A path, PIL image or H x W (x 3|4) uint8 array -> RGB uint8 3 x H x W."""
+    if isinstance(image, (str, Path)):
+        return read_image(Path(image))
+    if isinstance(image, Image.Image):
+        image = np.array(ImageOps.exif_transpose(image).convert("RGB"))
+    if not isinstance(image, np.ndarray):
+        raise SemsegError(f"cannot predict on {type(image).__name__}: pass a path, PIL image "
+                          "or H x W x 3 uint8 array")  # fmt: skip
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise SemsegError(f"image array has shape {image.shape}; expected H x W x 3 (RGB)")
+    if image.dtype != np.uint8:
+        raise SemsegError(f"image array is {image.dtype}; expected uint8 values 0..255")
+    return torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1)
+
+
+def load(path: str | Path, device: str | torch.device | None = None) -> Predictor:
+    """Load a semseg checkpoint (e.g. runs/NAME/best.pt) as a Predictor."""
+    payload = load_checkpoint(path)
+    target = resolve_device(str(device)) if device is not None else resolve_device("auto")
+    return Predictor(
+        model_from_checkpoint(payload, path),
+        checkpoint_classes(payload),
+        checkpoint_config(payload),
+        target,
+    )
+

@@ -1,0 +1,98 @@
+"""The run directory: naming, resolved config, environment record, metric log."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+
+from semseg.config import Config
+from semseg.errors import SemsegError
+
+
+def create_run_dir(config: Config) -> Path:
+    """runs/NAME; without train.name, FORMAT-MODEL with -2, -3, ... if it exists."""
+    output = config.train.output_dir
+    if config.train.name:
+        run_dir = output / config.train.name
+        if run_dir.exists():
+            raise SemsegError(
+                f"{run_dir}: run folder exists; choose another train.name or continue it "
+                f"with --resume {run_dir / 'last.pt'}"
+            )
+    else:
+        stem = f"{config.data.format}-{config.model.name}"
+        run_dir = output / stem
+        number = 2
+        while run_dir.exists():
+            run_dir = output / f"{stem}-{number}"
+            number += 1
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as err:
+        raise SemsegError(f"{run_dir}: cannot create run folder ({err.strerror})") from None
+    return run_dir
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN becomes null: JSON has no NaN, and null reads as 'undefined' (see metrics)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(json_safe(data), indent=2) + "\n")
+
+
+def write_metrics_log(path: Path, history: list[dict[str, Any]]) -> None:
+    """metrics.jsonl: one JSON object per epoch (rewritten whole, so a resumed run's log
+    holds exactly the epochs its checkpoint has)."""
+    lines = "".join(json.dumps(json_safe(record)) + "\n" for record in history)
+    write_text_atomic(path, lines)
+
+
+def environment_record(device: torch.device, dataset_fingerprint: str) -> dict[str, Any]:
+    from semseg import __version__
+
+    return {
+        "semseg": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "git_commit": _git_commit(),
+        "dataset_fingerprint": dataset_fingerprint,
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None

@@ -1,0 +1,293 @@
+"""Training: `train` sets a run up and loops over `train_one_epoch` and `evaluate`."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from semseg.classes import ClassSet
+from semseg.config import Config
+from semseg.console import class_table, console, progress_bar, summary_line
+from semseg.data import SegmentationDataset, eval_dataset, make_loader, train_dataset
+from semseg.engine.checkpoint import (
+    load_checkpoint,
+    model_from_checkpoint,
+    model_record,
+    save_checkpoint,
+)
+from semseg.engine.evaluate import evaluate
+from semseg.engine.inference import predict_logits
+from semseg.engine.rundir import (
+    create_run_dir,
+    environment_record,
+    write_json,
+    write_metrics_log,
+    write_text_atomic,
+)
+from semseg.engine.runtime import deterministic_mode, epoch_seed, resolve_device, seed_everything
+from semseg.engine.schedule import LRSchedule, build_optimizer
+from semseg.errors import SemsegError
+from semseg.losses import build_loss
+from semseg.models import build_model
+from semseg.viz import save_curves_figure, save_samples_figure
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_epoch: int
+    best_metrics: dict[str, Any]
+
+
+def train(config: Config, resume: Path | None = None) -> TrainResult:
+    """Train as configured; with `resume`, continue the run that wrote that checkpoint."""
+    with deterministic_mode(config.train.deterministic):
+        return _train(config, resume)
+
+
+def _train(config: Config, resume: Path | None) -> TrainResult:
+    device = resolve_device(config.train.device)
+    seed_everything(config.train.seed)
+    resumed = load_checkpoint(resume) if resume else None
+    if resumed is not None and "optimizer" not in resumed:
+        raise SemsegError(f"{resume}: holds no training state; resume from last.pt, not best.pt")
+
+    # Build and check everything before the run folder exists: a bad config or dataset
+    # must not leave a half-made run behind.
+    train_set = train_dataset(config.data)
+    val_set = eval_dataset(config.data)
+    classes = train_set.classes
+    model = build_model(
+        config.model.name, classes.num_classes, base_width=config.model.base_width
+    ).to(device)
+    loss_fn = build_loss(config.loss, classes).to(device)
+    optimizer = build_optimizer(model, config.optim)
+    generator = torch.Generator()
+    train_loader = make_loader(train_set, config.data, config.data.batch_size, True, generator)
+    val_loader = make_loader(val_set, config.data, config.eval.batch_size, False)
+    steps_per_epoch = len(train_loader)
+    schedule = LRSchedule(
+        optimizer,
+        config.optim,
+        total_steps=steps_per_epoch * config.train.epochs,
+        warmup_steps=round(config.optim.warmup_epochs * steps_per_epoch),
+    )
+    state = _TrainState()
+    if resumed is not None:
+        model.load_state_dict(resumed["state_dict"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        schedule.load_state_dict(resumed["schedule"])
+        state = _TrainState.from_checkpoint(resumed)
+        run_dir = Path(resume).parent
+        console.print(f"resuming {run_dir} after epoch {state.epoch}")
+    else:
+        run_dir = create_run_dir(config)
+        console.print(f"run folder: {run_dir}")
+    write_text_atomic(run_dir / "config.yaml", config.to_yaml())
+    write_json(run_dir / "env.json", environment_record(device, train_set.fingerprint()))
+    write_metrics_log(run_dir / "metrics.jsonl", state.history)
+
+    def checkpoint(epoch: int, with_training_state: bool) -> dict[str, Any]:
+        payload = {
+            "model": model_record(config, classes.num_classes),
+            "state_dict": model.state_dict(),
+            "classes": classes.to_dict(),
+            "config": config.to_plain(),
+            "epoch": epoch,
+            "metrics": state.best_metrics if not with_training_state else state.last_metrics,
+        }
+        if with_training_state:
+            payload.update(
+                optimizer=optimizer.state_dict(), schedule=schedule.state_dict(), **state.to_dict()
+            )
+        return payload
+
+    for epoch in range(state.epoch, config.train.epochs):
+        _seed_epoch(config.train.seed, epoch, generator)
+        record = {"epoch": epoch + 1, "lr": schedule.lr}
+        record |= train_one_epoch(
+            model, train_loader, loss_fn, optimizer, schedule, device, config.optim.grad_clip,
+            description=f"epoch {epoch + 1}/{config.train.epochs}",
+        )  # fmt: skip
+        if (epoch + 1) % config.train.val_every == 0 or epoch + 1 == config.train.epochs:
+            result = evaluate(
+                model, val_loader, classes.num_classes, classes.ignore_index, device, loss_fn
+            )
+            metrics = result.confusion.compute()
+            record |= {
+                "val_loss": result.mean_loss,
+                "val_miou": metrics["miou"],
+                "val_pixel_accuracy": metrics["pixel_accuracy"],
+                "val_mean_accuracy": metrics["mean_accuracy"],
+            }
+            schedule.on_validation(metrics["miou"])
+            state.last_metrics = metrics
+            if metrics["miou"] > state.best_miou or state.best_epoch == 0:
+                state.best_miou, state.best_epoch, state.best_metrics = (
+                    metrics["miou"], epoch + 1, metrics
+                )  # fmt: skip
+                save_checkpoint(run_dir / "best.pt", checkpoint(epoch + 1, False))
+        state.epoch = epoch + 1
+        state.history.append(record)
+        _print_epoch(record)
+        write_metrics_log(run_dir / "metrics.jsonl", state.history)
+        save_checkpoint(run_dir / "last.pt", checkpoint(epoch + 1, True))
+
+    _finish(run_dir, config, classes, state, val_set, device)
+    return TrainResult(run_dir, state.best_epoch, state.best_metrics)
+
+
+@dataclass
+class _TrainState:
+    """What a resumed run needs beyond model, optimiser and schedule."""
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_miou: float = -math.inf
+    best_metrics: dict[str, Any] | None = None
+    last_metrics: dict[str, Any] | None = None
+    history: list[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        self.history = list(self.history or [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "best_epoch": self.best_epoch,
+            "best_miou": self.best_miou,
+            "best_metrics": self.best_metrics,
+            "history": self.history,
+        }
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict[str, Any]) -> _TrainState:
+        return cls(
+            epoch=payload["epoch"],
+            best_epoch=payload["best_epoch"],
+            best_miou=payload["best_miou"],
+            best_metrics=payload["best_metrics"],
+            last_metrics=payload["metrics"],
+            history=payload["history"],
+        )
+
+
+def _seed_epoch(seed: int, epoch: int, generator: torch.Generator) -> None:
+    value = epoch_seed(seed, epoch)
+    seed_everything(value)
+    generator.manual_seed(value)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: LRSchedule,
+    device: torch.device,
+    grad_clip: float | None,
+    description: str = "train",
+) -> dict[str, float]:
+    """One pass over `loader`; returns the mean loss, throughput and time."""
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    images_seen = 0
+    start = time.perf_counter()
+    with progress_bar() as progress:
+        task = progress.add_task(description, total=len(loader), info="")
+        for step, (images, masks) in enumerate(loader):
+            images = images.to(device, non_blocking=True)
+            masks = masks.to(device, non_blocking=True)
+            loss = loss_fn(model(images), masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach()
+            images_seen += images.shape[0]
+            if progress.live.is_started and step % 10 == 0:  # .item() syncs: not every step
+                rate = images_seen / (time.perf_counter() - start)
+                info = f"loss {loss_sum.item() / (step + 1):.4f}  {rate:.1f} img/s"
+                progress.update(task, info=info)
+            progress.advance(task)
+    elapsed = time.perf_counter() - start
+    mean_loss = loss_sum.item() / max(1, len(loader))
+    if not math.isfinite(mean_loss):
+        raise SemsegError(
+            f"training loss became {mean_loss}; lower optim.lr or set optim.grad_clip "
+            "(the last completed epoch's last.pt is intact)"
+        )
+    return {
+        "train_loss": mean_loss,
+        "images_per_s": images_seen / elapsed,
+        "epoch_time_s": elapsed,
+    }
+
+
+def _print_epoch(record: dict[str, Any]) -> None:
+    line = (
+        f"epoch {record['epoch']:>3}  loss {record['train_loss']:.4f}  "
+        f"lr {record['lr']:.2e}  {record['images_per_s']:.1f} img/s"
+    )
+    if "val_miou" in record:
+        line += f"  val loss {record['val_loss']:.4f}  val mIoU {100 * record['val_miou']:.2f}"
+    console.print(line)
+
+
+def _finish(
+    run_dir: Path,
+    config: Config,
+    classes: ClassSet,
+    state: _TrainState,
+    val_set: SegmentationDataset,
+    device: torch.device,
+) -> None:
+    """Summary, curves, sample predictions of the best model, per-class table."""
+    save_curves_figure(run_dir / "curves.png", state.history)
+    best_path = run_dir / "best.pt"
+    model = model_from_checkpoint(load_checkpoint(best_path), best_path).to(device).eval()
+    _save_samples(run_dir / "samples.png", model, val_set, classes, config.train.sample_images,
+                  device)  # fmt: skip
+    write_json(
+        run_dir / "summary.json",
+        {
+            "best_epoch": state.best_epoch,
+            "epochs": state.epoch,
+            "best": state.best_metrics,
+            "class_names": list(classes.names),
+            "nan_rule": "a class absent from both ground truth and prediction has NaN (null) "
+            "IoU/Dice and is left out of the means",
+            "train_time_s": sum(record["epoch_time_s"] for record in state.history),
+        },
+    )
+    title = f"validation, best.pt (epoch {state.best_epoch})"
+    console.print(class_table(state.best_metrics, classes.names, title))
+    console.print(summary_line(state.best_metrics))
+    console.print(f"run folder: {run_dir}  (best.pt, last.pt, curves.png, samples.png)")
+
+
+def _save_samples(
+    path: Path,
+    model: nn.Module,
+    dataset: SegmentationDataset,
+    classes: ClassSet,
+    count: int,
+    device: torch.device,
+) -> None:
+    rows, names = [], []
+    for index in range(min(count, len(dataset))):
+        image, truth = dataset.load(index)
+        normalised, _ = dataset[index]
+        logits = predict_logits(model, normalised.unsqueeze(0).to(device))
+        prediction = logits.argmax(1)[0].cpu().numpy()
+        rows.append((image.permute(1, 2, 0).numpy(), truth.numpy(), prediction))
+        names.append(dataset.sample_name(index))
+    save_samples_figure(path, rows, classes, names)

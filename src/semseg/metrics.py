@@ -1,0 +1,96 @@
+"""Segmentation metrics from one streaming confusion matrix.
+
+Rows are ground truth, columns are predictions. Pixels whose label is `ignore_index` (or
+outside 0..C-1) are not counted. Per-class figures use the NaN rule: a class absent from
+both ground truth and prediction has IoU/Dice NaN (nothing to score) and is left out of
+every mean; recall is NaN for a class absent from the ground truth, precision NaN for a
+class never predicted. Means are macro averages over the classes that are not NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+class ConfusionMatrix:
+    """Streaming C x C pixel confusion matrix; one bincount per update, on any device."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, device: Any = "cpu") -> None:
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch: `pred` and `target` are integer class maps of the same shape."""
+        if pred.shape != target.shape:
+            raise ValueError(f"pred shape {tuple(pred.shape)} != target {tuple(target.shape)}")
+        n = self.num_classes
+        target = target.to(self.matrix.device, torch.int64).reshape(-1)
+        pred = pred.to(self.matrix.device, torch.int64).reshape(-1)
+        valid = (target != self.ignore_index) & (target >= 0) & (target < n)
+        index = target[valid] * n + pred[valid]
+        self.matrix += torch.bincount(index, minlength=n * n).reshape(n, n)
+
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
+        """Add another matrix of the same classes (e.g. from another worker or shard)."""
+        if other.num_classes != self.num_classes:
+            raise ValueError(f"cannot merge {other.num_classes} classes into {self.num_classes}")
+        self.matrix += other.matrix.to(self.matrix.device)
+        return self
+
+    def all_reduce(self) -> None:
+        """Sum the matrix across processes when running distributed."""
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.matrix)
+
+    def reset(self) -> None:
+        self.matrix.zero_()
+
+    def compute(self) -> dict[str, Any]:
+        """All metrics as plain Python numbers (per-class ones as lists, NaN where undefined)."""
+        cm = self.matrix.double().cpu()
+        tp = cm.diag()
+        gt = cm.sum(1)  # pixels of each class in the ground truth
+        predicted = cm.sum(0)
+        total = cm.sum()
+        nan = torch.tensor(float("nan"), dtype=torch.float64)
+
+        def ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+            return torch.where(den > 0, num / den.clamp(min=1), nan)
+
+        iou = ratio(tp, gt + predicted - tp)
+        dice = ratio(2 * tp, gt + predicted)
+        recall = ratio(tp, gt)
+        precision = ratio(tp, predicted)
+        frequency = gt / total if total > 0 else torch.zeros_like(gt)
+        present = gt > 0
+        return {
+            "pixel_accuracy": _scalar(ratio(tp.sum(), total)),
+            "mean_accuracy": _nanmean(recall),
+            "miou": _nanmean(iou),
+            "mean_dice": _nanmean(dice),
+            "fwiou": _scalar((frequency[present] * iou[present]).sum()) if total > 0 else _NAN,
+            "iou": iou.tolist(),
+            "dice": dice.tolist(),
+            # Pixel-level F1 of a class is its Dice coefficient; both names are reported.
+            "f1": dice.tolist(),
+            "precision": precision.tolist(),
+            "recall": recall.tolist(),
+            "support": gt.long().tolist(),
+            "averaging": "macro over classes that are not NaN; pixel_accuracy and fwiou are micro",
+        }
+
+
+_NAN = float("nan")
+
+
+def _nanmean(values: torch.Tensor) -> float:
+    finite = values[~values.isnan()]
+    return _scalar(finite.mean()) if finite.numel() else _NAN
+
+
+def _scalar(value: torch.Tensor) -> float:
+    return float(value.item())
