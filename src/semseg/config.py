@@ -26,7 +26,7 @@ class _Section(BaseModel):
 class ShapesConfig(_Section):
     """The built-in generated dataset (see semseg.data.shapes)."""
 
-    size: int = Field(96, ge=32, le=1024, description="image height and width in pixels")
+    size: int = Field(64, ge=32, le=1024, description="image height and width in pixels")
     num_train: int = Field(480, ge=1)
     num_val: int = Field(96, ge=1)
     seed: int = 0
@@ -50,7 +50,7 @@ class DataConfig(_Section):
     shapes: ShapesConfig = ShapesConfig()
     batch_size: int = Field(8, ge=1)
     num_workers: int | Literal["auto"] = "auto"
-    crop_size: int | tuple[int, int] = 96
+    crop_size: int | tuple[int, int] = 64
     scale_range: tuple[float, float] = (0.5, 2.0)
     hflip: bool = True
     color_jitter: float = Field(0.2, ge=0, le=1, description="0 turns photometric jitter off")
@@ -99,7 +99,7 @@ class OptimConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(12, ge=1)
+    epochs: int = Field(10, ge=1)
     val_every: int = Field(1, ge=1)
     seed: int = 0
     deterministic: bool = False
