@@ -5,10 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
-from PIL import Image
 
 from semseg.cli import main
 from semseg.config import Config, load_config
@@ -30,35 +27,6 @@ TINY_OVERRIDES = [
 def tiny_config(tmp_path: Path) -> Config:
     """Shapes at 32 px, 16 training images, the smallest U-Net: trains in about a second."""
     return load_config(None, [*TINY_OVERRIDES, f"train.output_dir={tmp_path / 'runs'}"])
-
-
-def write_folder_dataset(
-    root: Path,
-    names: tuple[str, ...] = ("background", "cat", "dog"),
-    count: int = 6,
-    size: tuple[int, int] = (24, 40),
-    binary_255: bool = False,
-    split_lists: bool = False,
-) -> Path:
-    """images/NAME.jpg + masks/NAME.png + classes.yaml; each mask a left/right split."""
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(0)
-    height, width = size
-    for index in range(count):
-        image = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
-        Image.fromarray(image).save(root / "images" / f"img{index:02d}.jpg")
-        mask = np.zeros((height, width), dtype=np.uint8)
-        mask[:, width // 2 :] = 255 if binary_255 else 1 + index % (len(names) - 1)
-        if not binary_255:
-            mask[0, :] = 255  # an ignore row
-        Image.fromarray(mask, mode="L").save(root / "masks" / f"img{index:02d}.png")
-    (root / "classes.yaml").write_text(yaml.safe_dump({"names": list(names)}))
-    if split_lists:
-        stems = [f"img{i:02d}" for i in range(count)]
-        (root / "train.txt").write_text("\n".join(stems[:-2]) + "\n")
-        (root / "val.txt").write_text("\n".join(stems[-2:]) + "\n")
-    return root
 
 
 @pytest.fixture

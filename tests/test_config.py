@@ -61,8 +61,9 @@ def test_config_show_prints_resolved_yaml(run_cli) -> None:
     shown = yaml.safe_load(out)
     assert shown["train"]["epochs"] == 3
     assert shown["model"]["name"] == "unet"
-    assert load_config(None, None, base=shown) == load_config(None, ["train.epochs=3",
-                                                                     "model.name=unet"])
+    assert load_config(None, None, base=shown) == load_config(
+        None, ["train.epochs=3", "model.name=unet"]
+    )
 
 
 def test_cli_misspelt_key_is_one_line_exit_2(run_cli) -> None:

@@ -1,8 +1,8 @@
 """semseg: semantic segmentation on PyTorch.
 
-    import semseg
-    predictor = semseg.load("runs/shapes-unet_small/best.pt")
-    mask = predictor.predict("photo.jpg")
+import semseg
+predictor = semseg.load("runs/shapes-unet_small/best.pt")
+mask = predictor.predict("photo.jpg")
 """
 
 __version__ = "0.1.0"

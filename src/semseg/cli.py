@@ -24,8 +24,9 @@ _debug = False
 
 Overrides = Annotated[
     list[str] | None,
-    typer.Argument(help="dotted overrides KEY=VALUE, e.g. model.name=unet train.epochs=3",
-                   show_default=False),  # fmt: skip
+    typer.Argument(
+        help="dotted overrides KEY=VALUE, e.g. model.name=unet train.epochs=3", show_default=False
+    ),
 ]
 ConfigFile = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML experiment file", show_default=False)

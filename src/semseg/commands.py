@@ -94,8 +94,8 @@ def run_predict(
     device: str | None = None,
 ) -> list[Path]:
     """Write OUT/NAME.png (palette PNG of class indices) and OUT/NAME_overlay.png."""
-    files = expand_inputs(inputs)
     predictor = load(checkpoint_path, device=device)
+    files = expand_inputs(inputs)
     classes = predictor.classes
     if classes.num_classes > 256:
         raise SemsegError(f"{checkpoint_path}: {classes.num_classes} classes do not fit a PNG")

@@ -17,8 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # paths in logs stay on one line
 
 
 def progress_bar() -> Progress:

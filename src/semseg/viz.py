@@ -37,8 +37,13 @@ def legend_handles(classes: ClassSet, include_ignore: bool = True) -> list[Patch
         for name, colour in zip(classes.names, classes.palette, strict=True)
     ]
     if include_ignore:
-        handles.append(Patch(facecolor=np.asarray(IGNORE_COLOR) / 255, edgecolor="0.5",
-                             label=f"ignore ({classes.ignore_index})"))  # fmt: skip
+        handles.append(
+            Patch(
+                facecolor=np.asarray(IGNORE_COLOR) / 255,
+                edgecolor="0.5",
+                label=f"ignore ({classes.ignore_index})",
+            )
+        )
     return handles
 
 
@@ -61,8 +66,13 @@ def save_samples_figure(
             axis.set_yticks([])
             label = f"{names[row]}: {title}" if names and column == 0 else title
             axis.set_title(label, fontsize=9)
-    figure.legend(handles=legend_handles(classes), loc="lower center",
-                  ncol=min(6, classes.num_classes + 1), fontsize=8, frameon=False)  # fmt: skip
+    figure.legend(
+        handles=legend_handles(classes),
+        loc="lower center",
+        ncol=min(6, classes.num_classes + 1),
+        fontsize=8,
+        frameon=False,
+    )
     figure.tight_layout(rect=(0, 0.06 if len(rows) > 1 else 0.12, 1, 1))
     _save(figure, path)
 
@@ -76,8 +86,9 @@ def save_curves_figure(path: Path, history: Sequence[dict[str, Any]]) -> None:
     if validated:
         val_epochs = [r["epoch"] for r in validated]
         loss_axis.plot(val_epochs, [r["val_loss"] for r in validated], marker="o", label="val")
-        miou_axis.plot(val_epochs, [100 * r["val_miou"] for r in validated], marker="o",
-                       color="tab:green")  # fmt: skip
+        miou_axis.plot(
+            val_epochs, [100 * r["val_miou"] for r in validated], marker="o", color="tab:green"
+        )
     loss_axis.set(title="loss", xlabel="epoch")
     loss_axis.legend()
     miou_axis.set(title="validation mIoU (%)", xlabel="epoch")

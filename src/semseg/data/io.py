@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.io import ImageReadMode, decode_image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from semseg.errors import SemsegError
 
@@ -18,11 +17,19 @@ _INDEX_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L", "1")
 
 
 def read_image(path: Path) -> torch.Tensor:
-    """RGB uint8 3 x H x W with EXIF orientation applied; grayscale is replicated to RGB."""
+    """RGB uint8 3 x H x W with EXIF orientation applied; grayscale is replicated to RGB.
+
+    PIL rather than torchvision.io: torchvision 0.29 deprecates its image decoders.
+    """
     try:
-        return decode_image(str(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
-    except (RuntimeError, ValueError, OSError) as err:
-        raise SemsegError(f"{path}: cannot decode image ({err}); re-save it as JPEG or PNG")
+        with Image.open(path) as image:
+            pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        reason = type(err).__name__ if isinstance(err, UnidentifiedImageError) else str(err)
+        raise SemsegError(
+            f"{path}: cannot decode image ({reason}); re-save it as JPEG or PNG"
+        ) from None
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 
 def read_mask(path: Path) -> np.ndarray:

@@ -3,9 +3,9 @@
 Each image has a textured, noisy, pale background and two to five overlapping shapes
 (circle, square, triangle, cross) of random size and rotation. Each class has a hue family
 (random shade and brightness) and its outline, so a small model learns the task in about a
-minute on a CPU, and must still get boundaries and occlusions right. As in PASCAL VOC, a thin band on object borders is labelled
-ignore (255). Sample `i` of a split depends only on (seed, split, i), so the data is the
-same in every process, in any order.
+minute on a CPU, and must still get boundaries and occlusions right. As in PASCAL VOC, a
+thin band on object borders is labelled ignore (255). Sample `i` of a split depends only on
+(seed, split, i), so the data is the same in every process, in any order.
 """
 
 from __future__ import annotations

@@ -68,9 +68,7 @@ def train_preset(data: DataConfig, ignore_index: int) -> _Preset:
         transforms.append(v2.RandomHorizontalFlip())
     if data.color_jitter > 0:
         strength = data.color_jitter
-        transforms.append(
-            v2.ColorJitter(strength, strength, strength, hue=min(0.5, strength / 4))
-        )
+        transforms.append(v2.ColorJitter(strength, strength, strength, hue=min(0.5, strength / 4)))
     return _Preset(transforms + _to_normalised_float(data))
 
 

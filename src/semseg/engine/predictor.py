@@ -28,8 +28,9 @@ ImageInput = str | Path | Image.Image | np.ndarray
 class Predictor:
     """A trained model with its classes and preprocessing."""
 
-    def __init__(self, model: torch.nn.Module, classes: ClassSet, config: Config,
-                 device: torch.device) -> None:  # fmt: skip
+    def __init__(
+        self, model: torch.nn.Module, classes: ClassSet, config: Config, device: torch.device
+    ) -> None:
         self.model = model.to(device).eval()
         self.classes = classes
         self.config = config
@@ -58,8 +59,10 @@ def to_image_tensor(image: ImageInput) -> torch.Tensor:
     if isinstance(image, Image.Image):
         image = np.array(ImageOps.exif_transpose(image).convert("RGB"))
     if not isinstance(image, np.ndarray):
-        raise SemsegError(f"cannot predict on {type(image).__name__}: pass a path, PIL image "
-                          "or H x W x 3 uint8 array")  # fmt: skip
+        raise SemsegError(
+            f"cannot predict on {type(image).__name__}: pass a path, PIL image "
+            "or H x W x 3 uint8 array"
+        )
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -79,4 +82,3 @@ def load(path: str | Path, device: str | torch.device | None = None) -> Predicto
         checkpoint_config(payload),
         target,
     )
-

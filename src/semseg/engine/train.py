@@ -113,9 +113,15 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
         _seed_epoch(config.train.seed, epoch, generator)
         record = {"epoch": epoch + 1, "lr": schedule.lr}
         record |= train_one_epoch(
-            model, train_loader, loss_fn, optimizer, schedule, device, config.optim.grad_clip,
+            model,
+            train_loader,
+            loss_fn,
+            optimizer,
+            schedule,
+            device,
+            config.optim.grad_clip,
             description=f"epoch {epoch + 1}/{config.train.epochs}",
-        )  # fmt: skip
+        )
         if (epoch + 1) % config.train.val_every == 0 or epoch + 1 == config.train.epochs:
             result = evaluate(
                 model, val_loader, classes.num_classes, classes.ignore_index, device, loss_fn
@@ -131,8 +137,10 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
             state.last_metrics = metrics
             if metrics["miou"] > state.best_miou or state.best_epoch == 0:
                 state.best_miou, state.best_epoch, state.best_metrics = (
-                    metrics["miou"], epoch + 1, metrics
-                )  # fmt: skip
+                    metrics["miou"],
+                    epoch + 1,
+                    metrics,
+                )
                 save_checkpoint(run_dir / "best.pt", checkpoint(epoch + 1, False))
         state.epoch = epoch + 1
         state.history.append(record)
@@ -254,8 +262,9 @@ def _finish(
     save_curves_figure(run_dir / "curves.png", state.history)
     best_path = run_dir / "best.pt"
     model = model_from_checkpoint(load_checkpoint(best_path), best_path).to(device).eval()
-    _save_samples(run_dir / "samples.png", model, val_set, classes, config.train.sample_images,
-                  device)  # fmt: skip
+    _save_samples(
+        run_dir / "samples.png", model, val_set, classes, config.train.sample_images, device
+    )
     write_json(
         run_dir / "summary.json",
         {

@@ -30,8 +30,9 @@ def list_models() -> list[str]:
 def build_model(name: str, num_classes: int, in_channels: int = 3, **options: Any) -> nn.Module:
     """Build a registered model; `options` with value None are left at the builder default."""
     if name not in _MODELS:
+        available = ", ".join(list_models())
         raise SemsegError(
-            f"config key 'model.name': unknown model {name!r}; available: {', '.join(list_models())}"
+            f"config key 'model.name': unknown model {name!r}; available: {available}"
         )
     builder = _MODELS[name]
     accepted = inspect.signature(builder).parameters
