@@ -1,0 +1,5 @@
+"""`python -m semseg` is the `semseg` command."""
+
+from semseg.cli import main
+
+main()
