@@ -129,7 +129,7 @@ def test_eval_batches_of_different_sizes_are_padded_with_ignore(tmp_path: Path) 
         ("rgb_mask", "mask is RGB but must be single-channel"),
         ("wrong_size", "masks must have the image's size"),
         ("bad_values", r"mask values \[7\] are neither classes 0..2 nor ignore"),
-        ("missing_mask", "have no mask in masks/"),
+        ("missing_mask", "no mask for image img00.jpg"),
         ("broken_image", "cannot decode image"),
     ],
 )
@@ -162,9 +162,9 @@ def test_folder_config_errors(tmp_path: Path) -> None:
         read_split(load_config(None, ["data.format=folder"]).data, "train")
     with pytest.raises(SemsegError, match="dataset folder not found"):
         read_split(folder_config(tmp_path / "nowhere"), "train")
-    with pytest.raises(SemsegError, match="unknown format 'vocc'; available: folder, shapes"):
+    with pytest.raises(SemsegError, match="unknown format 'vocc'; available: ade20k, camvid, .*, voc"):
         read_split(load_config(None, ["data.format=vocc"]).data, "train")
     root = write_folder_dataset(tmp_path / "ds", split_lists=True)
     (root / "val.txt").write_text("img00\nghost\n")
-    with pytest.raises(SemsegError, match=r"val.txt: 1 listed name\(s\) have no image"):
+    with pytest.raises(SemsegError, match=r"ghost: no image for 'ghost'; run 'semseg data check'"):
         read_split(folder_config(root), "val")

@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect configurations.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+data_app = typer.Typer(help="Check, preview and convert datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 _debug = False
 
@@ -97,6 +99,75 @@ def config_show(overrides: Overrides = None, config: ConfigFile = None) -> None:
     from semseg.config import load_config
 
     typer.echo(load_config(config, overrides).to_yaml(), nl=False)
+
+
+ConfigAndOverrides = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="an optional CONFIG.yaml, then dotted overrides, e.g. data.format=camvid "
+        "data.root=/data/camvid",
+        show_default=False,
+    ),
+]
+Splits = Annotated[
+    list[str] | None,
+    typer.Option("--split", help="split to use (repeatable; default: train and val)"),
+]
+
+
+def _data_config(arguments: list[str] | None):
+    """`[CONFIG.yaml] [KEY=VALUE ...]` -> the data section of the resolved config."""
+    from semseg.config import load_config
+
+    arguments = list(arguments or [])
+    config_file = None
+    if arguments and "=" not in arguments[0]:
+        config_file = Path(arguments.pop(0))
+    return load_config(config_file, arguments).data
+
+
+@data_app.command("check")
+def data_check(
+    arguments: ConfigAndOverrides = None,
+    split: Splits = None,
+    stats: Annotated[
+        Path | None, typer.Option(help="also write the class statistics JSON here")
+    ] = None,
+) -> None:
+    """Read every sample; list each problem with its file; class statistics and weights.
+    Exit code 0 when clean, 2 when problems were found."""
+    from semseg.dataset_commands import run_data_check
+
+    if not run_data_check(_data_config(arguments), split, stats):
+        raise typer.Exit(2)
+
+
+@data_app.command("preview")
+def data_preview(
+    arguments: ConfigAndOverrides = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")] = Path("preview.png"),
+    count: Annotated[int, typer.Option(min=1, max=64, help="number of samples")] = 8,
+    seed: Annotated[int, typer.Option(help="which samples and augmentations")] = 0,
+) -> None:
+    """Augmented training samples beside their masks: what the model will see."""
+    from semseg.dataset_commands import run_data_preview
+
+    run_data_preview(_data_config(arguments), out, count, seed)
+
+
+@data_app.command("convert")
+def data_convert(
+    arguments: ConfigAndOverrides = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="new folder-layout dataset")] = Path(
+        "converted"
+    ),
+    split: Splits = None,
+) -> None:
+    """Convert any dataset (RGB colour masks, label ids, trimaps, COCO polygons, ...) to
+    the folder layout with index PNG masks."""
+    from semseg.dataset_commands import run_data_convert
+
+    run_data_convert(_data_config(arguments), out, split)
 
 
 def main() -> None:

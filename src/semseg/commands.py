@@ -12,6 +12,7 @@ from semseg.config import Config, load_config
 from semseg.console import class_table, console, progress_bar, summary_line
 from semseg.data import eval_dataset, make_loader
 from semseg.data.io import IMAGE_EXTENSIONS
+from semseg.data.registry import val_split_name
 from semseg.engine.checkpoint import checkpoint_classes, load_checkpoint, model_from_checkpoint
 from semseg.engine.evaluate import evaluate
 from semseg.engine.predictor import load, to_image_tensor
@@ -49,7 +50,7 @@ def run_eval(
     device = resolve_device(config.train.device)
     model = model_from_checkpoint(payload, checkpoint_path).to(device)
     loader = make_loader(dataset, config.data, config.eval.batch_size, shuffle=False)
-    split_name = split or config.data.val_split
+    split_name = split or val_split_name(config.data)
     result = evaluate(model, loader, classes.num_classes, classes.ignore_index, device)
     metrics = result.confusion.compute()
     console.print(class_table(metrics, classes.names, f"{checkpoint_path} on {split_name}"))
@@ -105,7 +106,7 @@ def run_predict(
     with progress_bar() as progress:
         task = progress.add_task("predict", total=len(files), info="")
         for path in files:
-            image = to_image_tensor(path).permute(1, 2, 0).numpy()  # decoded once, EXIF applied
+            image = to_image_tensor(path).permute(1, 2, 0).numpy()  # RGB, EXIF applied
             mask = predictor.predict(image)
             index_png = Image.fromarray(mask.astype(np.uint8), mode="P")
             index_png.putpalette(flat_palette)

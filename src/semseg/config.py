@@ -33,19 +33,39 @@ class ShapesConfig(_Section):
 
 
 class DataConfig(_Section):
-    format: str = Field("shapes", description="dataset format: shapes, folder")
+    format: str = Field(
+        "shapes",
+        description="shapes, folder, voc, camvid, oxford_pet, cityscapes, ade20k, coco, coco_stuff",
+    )
     root: Path | None = Field(None, description="dataset folder (not used by shapes)")
+    train_split: str | None = Field(None, description="default: the format's (e.g. train)")
+    val_split: str | None = Field(None, description="default: the format's (e.g. val)")
+    image_mode: Literal["rgb", "gray"] = Field(
+        "rgb", description="rgb: grayscale files are replicated; gray: one input channel"
+    )
+    cache: bool = Field(False, description="decode every sample once and keep it in RAM")
+    # folder format
     classes: Path | None = Field(None, description="classes.yaml; default ROOT/classes.yaml")
     image_dir: str = "images"
     mask_dir: str = "masks"
-    train_split: str = "train"
-    val_split: str = "val"
+    mask_suffix: str = Field("", description="mask name = image stem + suffix, e.g. _mask")
+    mask_encoding: Literal["index", "rgb"] = Field(
+        "index", description="rgb: colour masks mapped through the classes.yaml palette"
+    )
+    value_map: dict[int, int] | None = Field(
+        None, description="stored mask value -> class index (or ignore), e.g. {255: 1}"
+    )
     val_ratio: float = Field(
         0.2, gt=0, lt=1, description="share held out for validation when no split lists exist"
     )
     split_seed: int = 0
     binary_255: bool | None = Field(
         None, description="read mask value 255 as class 1; default: on for two-class datasets"
+    )
+    # format-specific
+    voc_aug: bool = Field(False, description="voc: SBD masks from SegmentationClassAug")
+    pet_border: Literal["ignore", "class"] = Field(
+        "ignore", description="oxford_pet: the trimap border band as ignore or a class"
     )
     shapes: ShapesConfig = ShapesConfig()
     batch_size: int = Field(8, ge=1)
@@ -80,7 +100,12 @@ class ModelConfig(_Section):
 
 class LossConfig(_Section):
     name: str = "cross_entropy"
-    class_weights: list[float] | None = None
+    class_weights: list[float] | Literal["auto"] | None = Field(
+        None, description="one weight per class, or auto (from the training set statistics)"
+    )
+    class_weighting: Literal["median_frequency", "enet"] = Field(
+        "median_frequency", description="the rule behind class_weights=auto"
+    )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
 
 

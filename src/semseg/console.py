@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -34,6 +34,15 @@ def progress_bar() -> Progress:
         # Logs and CI get the one-line epoch summaries instead of bar redraws.
         disable=not console.is_terminal,
     )
+
+
+def track(items: Sequence[Any], description: str) -> Iterator[Any]:
+    """Iterate with a progress bar."""
+    with progress_bar() as progress:
+        task = progress.add_task(description, total=len(items), info="")
+        for item in items:
+            yield item
+            progress.advance(task)
 
 
 def _percent(value: float) -> str:

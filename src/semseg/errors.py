@@ -7,3 +7,13 @@ class SemsegError(Exception):
     The message names the file or key, says what is wrong and how to fix it. The CLI prints
     it as one line and exits with code 2.
     """
+
+
+class DataProblem(SemsegError):
+    """A problem with one file or split of a dataset; `kind` groups them in `data check`."""
+
+    def __init__(self, path: object, kind: str, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = str(path)
+        self.kind = kind
+        self.detail = detail

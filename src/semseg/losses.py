@@ -75,6 +75,8 @@ def build_loss(config: LossConfig, classes: ClassSet) -> nn.Module:
 def _class_weights(config: LossConfig, classes: ClassSet) -> torch.Tensor | None:
     if config.class_weights is None:
         return None
+    if config.class_weights == "auto":
+        raise ValueError("class_weights=auto must be resolved from dataset statistics first")
     if len(config.class_weights) != classes.num_classes:
         raise SemsegError(
             f"config key 'loss.class_weights': {len(config.class_weights)} weights for "

@@ -101,3 +101,31 @@ def save_curves_figure(path: Path, history: Sequence[dict[str, Any]]) -> None:
 def _save(figure: plt.Figure, path: Path) -> None:
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def save_preview_figure(
+    path: Path,
+    samples: Sequence[tuple[np.ndarray, np.ndarray]],
+    classes: ClassSet,
+    columns: int = 4,
+) -> None:
+    """Image | mask pairs (what the model sees after augmentation) in a grid, with legend."""
+    rows = -(-len(samples) // columns)
+    figure, axes = plt.subplots(
+        rows, 2 * columns, figsize=(3 * columns, 1.7 * rows + 0.6), squeeze=False
+    )
+    for axis in axes.flat:
+        axis.set_axis_off()
+    for index, (image, mask) in enumerate(samples):
+        row, column = divmod(index, columns)
+        axes[row, 2 * column].imshow(image, cmap="gray" if image.ndim == 2 else None)
+        axes[row, 2 * column + 1].imshow(colorize(mask, classes), interpolation="nearest")
+    figure.legend(
+        handles=legend_handles(classes),
+        loc="lower center",
+        ncol=min(8, classes.num_classes + 1),
+        fontsize=7,
+        frameon=False,
+    )
+    figure.tight_layout(rect=(0, 0.5 / (1.7 * rows + 0.6), 1, 1))
+    _save(figure, path)

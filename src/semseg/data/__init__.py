@@ -1,56 +1,45 @@
-"""Dataset formats by name, and the DataLoaders built from a config."""
+"""Datasets: format readers by name, and the DataLoaders built from a config."""
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from semseg.config import DataConfig
-from semseg.data.base import InMemoryDataset, SegmentationDataset
-from semseg.data.folder import folder_split
-from semseg.data.shapes import SHAPES_CLASSES, generate_shapes
+from semseg.console import track
+
+# Importing the format modules registers them.
+from semseg.data import ade20k, camvid, cityscapes, coco, folder, oxford_pet, shapes, voc  # noqa: F401
+from semseg.data.base import FileDataset, SegmentationDataset
+from semseg.data.registry import FORMATS, read_split, train_split_name, val_split_name
 from semseg.data.transforms import eval_preset, train_preset
-from semseg.errors import SemsegError
-
-SplitReader = Callable[[DataConfig, str], SegmentationDataset]
-
-
-def shapes_split(data: DataConfig, split: str) -> InMemoryDataset:
-    shapes = data.shapes
-    count = shapes.num_train if split == data.train_split else shapes.num_val
-    code = "train" if split == data.train_split else "val"
-    images, masks = generate_shapes(count, shapes.size, shapes.seed, code)
-    return InMemoryDataset(images, masks, SHAPES_CLASSES, prefix=f"shapes_{code}")
-
-
-FORMATS: dict[str, SplitReader] = {"shapes": shapes_split, "folder": folder_split}
-
-
-def read_split(data: DataConfig, split: str) -> SegmentationDataset:
-    """The untransformed samples of one split of the configured dataset."""
-    if data.format not in FORMATS:
-        raise SemsegError(
-            f"config key 'data.format': unknown format {data.format!r}; "
-            f"available: {', '.join(sorted(FORMATS))}"
-        )
-    return FORMATS[data.format](data, split)
 
 
 def train_dataset(data: DataConfig) -> SegmentationDataset:
-    dataset = read_split(data, data.train_split)
+    dataset = _prepared(data, train_split_name(data))
     dataset.transform = train_preset(data, dataset.classes.ignore_index)
     return dataset
 
 
 def eval_dataset(data: DataConfig, split: str | None = None) -> SegmentationDataset:
-    dataset = read_split(data, split or data.val_split)
+    dataset = _prepared(data, split or val_split_name(data))
     dataset.transform = eval_preset(data)
     return dataset
+
+
+def _prepared(data: DataConfig, split: str) -> SegmentationDataset:
+    dataset = read_split(data, split)
+    if data.cache and isinstance(dataset, FileDataset):
+        dataset.preload(lambda indices: track(indices, f"caching {split}"))
+    return dataset
+
+
+def input_channels(data: DataConfig) -> int:
+    return 1 if data.image_mode == "gray" else 3
 
 
 def resolve_num_workers(data: DataConfig, dataset: SegmentationDataset) -> int:
@@ -113,6 +102,7 @@ __all__ = [
     "FORMATS",
     "SegmentationDataset",
     "eval_dataset",
+    "input_channels",
     "make_loader",
     "read_split",
     "train_dataset",

@@ -1,15 +1,20 @@
-"""The dataset every format reader returns: indexed samples, classes, optional transform."""
+"""The datasets every format reader returns: indexed samples, classes, optional transform."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from semseg.classes import ClassSet
+from semseg.data.io import read_image, read_mask
+from semseg.data.labels import LabelDecoder
+from semseg.errors import DataProblem
 
 JointTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -17,9 +22,10 @@ JointTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torc
 class SegmentationDataset(Dataset):
     """Subclasses implement `__len__`, `load(i)` and `sample_name(i)`.
 
-    `load` returns the stored sample: a uint8 3 x H x W image and an H x W uint8 mask of
+    `load` returns the stored sample: a uint8 C x H x W image and an H x W uint8 mask of
     class indices (ignore pixels at `classes.ignore_index`). `__getitem__` applies the
-    joint transform on top.
+    joint transform on top. `problems` lists what the reader found wrong while listing
+    the files (missing masks, an empty split); `data check` reports them, training stops.
     """
 
     #: Samples already decoded in RAM: worker processes would only add start-up cost.
@@ -28,6 +34,7 @@ class SegmentationDataset(Dataset):
     def __init__(self, classes: ClassSet) -> None:
         self.classes = classes
         self.transform: JointTransform | None = None
+        self.problems: list[DataProblem] = []
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -53,13 +60,13 @@ class SegmentationDataset(Dataset):
 
 
 class InMemoryDataset(SegmentationDataset):
-    """Samples held as arrays: images N x H x W x 3 uint8, masks N x H x W uint8."""
+    """Samples held as arrays: images N x H x W x C uint8, masks N x H x W uint8."""
 
     in_memory = True
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, classes: ClassSet, prefix: str):
         super().__init__(classes)
-        self.images = torch.from_numpy(images).permute(0, 3, 1, 2)  # N x 3 x H x W view
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2)  # N x C x H x W view
         self.masks = torch.from_numpy(masks)
         self.prefix = prefix
 
@@ -76,3 +83,69 @@ class InMemoryDataset(SegmentationDataset):
         digest = hashlib.sha256(self.images.numpy().tobytes())
         digest.update(self.masks.numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    image: Path
+    mask: Path
+
+
+class FileDataset(SegmentationDataset):
+    """Image and mask files, decoded lazily (in DataLoader workers) or all at once into RAM
+    with `cache=True`, which suits small datasets: no decoding after the first pass."""
+
+    def __init__(
+        self,
+        samples: Iterable[Sample],
+        classes: ClassSet,
+        decoder: LabelDecoder,
+        gray: bool = False,
+    ) -> None:
+        super().__init__(classes)
+        self.samples = list(samples)
+        self.decoder = decoder
+        self.gray = gray
+        self._cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def sample_name(self, index: int) -> str:
+        return self.samples[index].name
+
+    def fingerprint(self) -> str:
+        # Names and byte sizes: cheap for large datasets, and changes when files change.
+        digest = hashlib.sha256()
+        for sample in self.samples:
+            for path in (sample.image, sample.mask):
+                size = path.stat().st_size if path.exists() else -1
+                digest.update(f"{path.name}:{size}\0".encode())
+        return digest.hexdigest()[:16]
+
+    def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cache is not None:
+            return self._cache[index]
+        sample = self.samples[index]
+        image = read_image(sample.image, gray=self.gray)
+        labels = self.read_labels(index)
+        if labels.shape != tuple(image.shape[1:]):
+            raise DataProblem(
+                sample.mask,
+                "size mismatch",
+                f"mask is {labels.shape[1]}x{labels.shape[0]} but its image {sample.image.name}"
+                f" is {image.shape[2]}x{image.shape[1]} (WxH); masks must have the image's size",
+            )
+        return image, torch.from_numpy(labels)
+
+    def read_labels(self, index: int) -> np.ndarray:
+        """The decoded H x W uint8 label mask of sample `index`."""
+        path = self.samples[index].mask
+        mask, mode = read_mask(path)
+        return self.decoder.decode(mask, mode, path)
+
+    def preload(self, progress: Callable[[Iterable[int]], Iterable[int]] = iter) -> None:
+        """Decode every sample now and keep it in RAM (the `data.cache` option)."""
+        self._cache = [self.load(index) for index in progress(range(len(self)))]
+        self.in_memory = True

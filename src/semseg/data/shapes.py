@@ -13,6 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from semseg.classes import ClassSet
+from semseg.config import DataConfig
+from semseg.data.base import InMemoryDataset
+from semseg.data.registry import register_format
+from semseg.errors import SemsegError
 
 SHAPES_CLASSES = ClassSet(
     names=("background", "circle", "square", "triangle", "cross"),
@@ -21,12 +25,23 @@ SHAPES_CLASSES = ClassSet(
 _SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 
 
+@register_format("shapes")
+def read_shapes(data: DataConfig, split: str) -> InMemoryDataset:
+    """Splits train and val (sizes from data.shapes) and test (the size of val)."""
+    shapes = data.shapes
+    count = shapes.num_train if split == "train" else shapes.num_val
+    images, masks = generate_shapes(count, shapes.size, shapes.seed, split)
+    if data.image_mode == "gray":
+        images = images.mean(axis=3, keepdims=True).round().astype(np.uint8)
+    return InMemoryDataset(images, masks, SHAPES_CLASSES, prefix=f"shapes_{split}")
+
+
 def generate_shapes(
     num_images: int, size: int, seed: int, split: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images N x H x W x 3 uint8 and masks N x H x W uint8 (255 on object borders)."""
     if split not in _SPLIT_CODES:
-        raise ValueError(f"split must be one of {sorted(_SPLIT_CODES)}, got {split!r}")
+        raise SemsegError(f"shapes has splits {', '.join(_SPLIT_CODES)}, not {split!r}")
     images = np.empty((num_images, size, size, 3), dtype=np.uint8)
     masks = np.empty((num_images, size, size), dtype=np.uint8)
     for index in range(num_images):

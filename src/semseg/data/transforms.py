@@ -2,7 +2,7 @@
 
 Masks travel as `tv_tensors.Mask`, so every geometric op resizes them with nearest
 neighbour and pads them with ignore_index; photometric ops leave them untouched. A preset
-is called as `preset(image, mask)` with a uint8 3 x H x W image and an H x W mask and
+is called as `preset(image, mask)` with a uint8 C x H x W image and an H x W mask and
 returns a normalised float image and an int64 mask.
 """
 
@@ -48,9 +48,12 @@ class _Preset:
 
 
 def _to_normalised_float(data: DataConfig) -> list[v2.Transform]:
+    mean, std = list(data.mean), list(data.std)
+    if data.image_mode == "gray":  # one channel: the average of the RGB statistics
+        mean, std = [sum(mean) / 3], [sum(std) / 3]
     return [
         v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True),
-        v2.Normalize(mean=list(data.mean), std=list(data.std)),
+        v2.Normalize(mean=mean, std=std),
     ]
 
 

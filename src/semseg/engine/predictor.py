@@ -42,7 +42,7 @@ class Predictor:
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Class index mask H x W (int64) for one image; with `return_probs`, also the
         C x H x W softmax probabilities (float32)."""
-        pixels = to_image_tensor(image)
+        pixels = to_image_tensor(image, gray=self.config.data.image_mode == "gray")
         dummy_mask = torch.zeros(pixels.shape[1:], dtype=torch.uint8)
         normalised, _ = self._preprocess(pixels, dummy_mask)
         logits = predict_logits(self.model, normalised.unsqueeze(0).to(self.device))[0]
@@ -52,10 +52,11 @@ class Predictor:
         return mask
 
 
-def to_image_tensor(image: ImageInput) -> torch.Tensor:
-    """A path, PIL image or H x W (x 3|4) uint8 array -> RGB uint8 3 x H x W."""
+def to_image_tensor(image: ImageInput, gray: bool = False) -> torch.Tensor:
+    """A path, PIL image or H x W (x 3|4) uint8 array -> uint8 3 x H x W (RGB), or
+    1 x H x W with `gray`."""
     if isinstance(image, (str, Path)):
-        return read_image(Path(image))
+        return read_image(Path(image), gray=gray)
     if isinstance(image, Image.Image):
         image = np.array(ImageOps.exif_transpose(image).convert("RGB"))
     if not isinstance(image, np.ndarray):
@@ -69,7 +70,11 @@ def to_image_tensor(image: ImageInput) -> torch.Tensor:
         raise SemsegError(f"image array has shape {image.shape}; expected H x W x 3 (RGB)")
     if image.dtype != np.uint8:
         raise SemsegError(f"image array is {image.dtype}; expected uint8 values 0..255")
-    return torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1)
+    rgb = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1)
+    if gray:  # ITU-R 601 luma, as PIL's convert("L")
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+        return (rgb.float() * weights).sum(0, keepdim=True).round().to(torch.uint8)
+    return rgb
 
 
 def load(path: str | Path, device: str | torch.device | None = None) -> Predictor:

@@ -13,9 +13,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from semseg.classes import ClassSet
-from semseg.config import Config
-from semseg.console import class_table, console, progress_bar, summary_line
-from semseg.data import SegmentationDataset, eval_dataset, make_loader, train_dataset
+from semseg.config import Config, LossConfig
+from semseg.console import class_table, console, progress_bar, summary_line, track
+from semseg.data import (
+    SegmentationDataset,
+    eval_dataset,
+    input_channels,
+    make_loader,
+    train_dataset,
+)
+from semseg.data.stats import auto_class_weights
 from semseg.engine.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
@@ -64,10 +71,11 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     train_set = train_dataset(config.data)
     val_set = eval_dataset(config.data)
     classes = train_set.classes
+    in_channels = input_channels(config.data)
     model = build_model(
-        config.model.name, classes.num_classes, base_width=config.model.base_width
+        config.model.name, classes.num_classes, in_channels, base_width=config.model.base_width
     ).to(device)
-    loss_fn = build_loss(config.loss, classes).to(device)
+    loss_fn = build_loss(_resolved_loss_config(config, train_set), classes).to(device)
     optimizer = build_optimizer(model, config.optim)
     generator = torch.Generator()
     train_loader = make_loader(train_set, config.data, config.data.batch_size, True, generator)
@@ -96,7 +104,7 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
 
     def checkpoint(epoch: int, with_training_state: bool) -> dict[str, Any]:
         payload = {
-            "model": model_record(config, classes.num_classes),
+            "model": model_record(config, classes.num_classes, in_channels),
             "state_dict": model.state_dict(),
             "classes": classes.to_dict(),
             "config": config.to_plain(),
@@ -150,6 +158,20 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
 
     _finish(run_dir, config, classes, state, val_set, device)
     return TrainResult(run_dir, state.best_epoch, state.best_metrics)
+
+
+def _resolved_loss_config(config: Config, train_set: SegmentationDataset) -> LossConfig:
+    """`class_weights=auto` becomes the weights computed from the training split."""
+    if config.loss.class_weights != "auto":
+        return config.loss
+    weights = auto_class_weights(
+        train_set, config.loss.class_weighting, lambda items: track(items, "class statistics")
+    )
+    shown = ", ".join(
+        f"{name} {w:.3f}" for name, w in zip(train_set.classes.names, weights, strict=True)
+    )
+    console.print(f"class weights ({config.loss.class_weighting}): {shown}")
+    return config.loss.model_copy(update={"class_weights": weights})
 
 
 @dataclass

@@ -1,0 +1,84 @@
+"""Helpers format readers share for finding files; missing files become DataProblems."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from semseg.config import DataConfig
+from semseg.data.base import Sample
+from semseg.errors import DataProblem, SemsegError
+
+
+def dataset_root(data: DataConfig) -> Path:
+    if data.root is None:
+        raise SemsegError(
+            f"config key 'data.root' is required for format {data.format!r}: "
+            "set data.root=PATH/TO/DATASET"
+        )
+    if not data.root.is_dir():
+        raise SemsegError(f"{data.root}: dataset folder not found; check data.root")
+    return data.root
+
+
+def find_root(data: DataConfig, marker: str, candidates: Iterable[str]) -> Path:
+    """The folder below data.root that holds `marker` (users point at different levels)."""
+    root = dataset_root(data)
+    for relative in candidates:
+        if (root / relative / marker).exists():
+            return root / relative
+    tried = ", ".join(str(root / relative / marker) for relative in candidates)
+    raise SemsegError(
+        f"{root}: not a {data.format} dataset (looked for {tried}); point data.root at it"
+    )
+
+
+def require_dir(path: Path, hint: str) -> Path:
+    if not path.is_dir():
+        raise SemsegError(f"{path}: folder not found; {hint}")
+    return path
+
+
+def read_name_list(path: Path) -> list[str]:
+    """Sample names, one per line; only the first word counts (Oxford Pet lists add ids)."""
+    if not path.is_file():
+        raise SemsegError(f"{path}: split list not found; write one sample name per line")
+    names = []
+    for line in path.read_text().splitlines():
+        words = line.split()
+        if words and not words[0].startswith("#"):
+            names.append(words[0])
+    return names
+
+
+def files_by_stem(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
+    return {
+        path.stem: path
+        for path in sorted(folder.iterdir())
+        if path.suffix.lower() in extensions and not path.name.startswith(".")
+    }
+
+
+def samples_from_names(
+    names: Iterable[str],
+    image_for: Callable[[str], Path | None],
+    mask_for: Callable[[str], Path | None],
+    missing_hint: str,
+) -> tuple[list[Sample], list[DataProblem]]:
+    """Pair each name with its files; a name whose image or mask is missing is a problem
+    reported at the path where the file was expected."""
+    samples, problems = [], []
+    for name in names:
+        image, mask = image_for(name), mask_for(name)
+        if image is None or not image.exists():
+            where = image or name
+            problems.append(DataProblem(where, "missing image", f"no image for {name!r}"))
+        elif mask is None or not mask.exists():
+            problems.append(
+                DataProblem(
+                    mask or image, "missing mask", f"no mask for image {image.name}; {missing_hint}"
+                )  # fmt: skip
+            )
+        else:
+            samples.append(Sample(name, image, mask))
+    return samples, problems
