@@ -36,3 +36,29 @@ def write_folder_dataset(
         (root / "train.txt").write_text("\n".join(stems[:-2]) + "\n")
         (root / "val.txt").write_text("\n".join(stems[-2:]) + "\n")
     return root
+
+
+def save_mask(path: Path, values: np.ndarray, mode: str = "L") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "P":
+        image = Image.fromarray(values.astype(np.uint8), mode="P")
+        image.putpalette([0, 0, 0, 128, 0, 0] + [0] * (256 * 3 - 6))
+    elif mode == "I;16":
+        image = Image.fromarray(values.astype(np.uint16))
+    else:
+        image = Image.fromarray(values.astype(np.uint8), mode=mode)
+    image.save(path)
+
+
+def save_image(path: Path, height: int = 12, width: int = 16, seed: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def stored_mask(values: list[int], height: int = 12, width: int = 16) -> np.ndarray:
+    """A mask of vertical stripes, one per value (e.g. [0, 7, 11] for CamVid's void)."""
+    mask = np.zeros((height, width), dtype=np.int64)
+    for index, value in enumerate(values):
+        mask[:, index * width // len(values) :] = value
+    return mask

@@ -162,7 +162,9 @@ def test_folder_config_errors(tmp_path: Path) -> None:
         read_split(load_config(None, ["data.format=folder"]).data, "train")
     with pytest.raises(SemsegError, match="dataset folder not found"):
         read_split(folder_config(tmp_path / "nowhere"), "train")
-    with pytest.raises(SemsegError, match="unknown format 'vocc'; available: ade20k, camvid, .*, voc"):
+    with pytest.raises(
+        SemsegError, match="unknown format 'vocc'; available: ade20k, camvid, .*, voc"
+    ):
         read_split(load_config(None, ["data.format=vocc"]).data, "train")
     root = write_folder_dataset(tmp_path / "ds", split_lists=True)
     (root / "val.txt").write_text("img00\nghost\n")

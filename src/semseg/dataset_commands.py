@@ -25,7 +25,7 @@ def run_data_check(data: DataConfig, splits: list[str] | None, stats_out: Path |
     """Print problems, sample counts and class statistics; write the statistics JSON of
     the training split. Returns True when the data is clean."""
     report = check_dataset(data, splits)
-    _print_problems(report)
+    _print_problems(report, data.root)
     counts = ", ".join(f"{split}: {count}" for split, count in report.sample_counts.items())
     console.print(f"samples per split: {counts}")
     train = train_split_name(data)
@@ -54,20 +54,29 @@ def run_data_check(data: DataConfig, splits: list[str] | None, stats_out: Path |
     return report.clean
 
 
-def _print_problems(report: CheckReport) -> None:
+def _print_problems(report: CheckReport, root: Path | None) -> None:
     if report.clean:
         return
-    table = Table(title=f"{len(report.findings)} problem(s)", title_justify="left")
+    title = f"{len(report.findings)} problem(s)" + (f", files under {root}" if root else "")
+    table = Table(title=title, title_justify="left")
     for column in ("split", "problem", "file", "detail"):
         table.add_column(column, overflow="fold")
     for finding in report.findings[:MAX_LISTED_PROBLEMS]:
-        detail = finding.detail
-        table.add_row(finding.split, finding.kind, finding.path, detail)
+        table.add_row(finding.split, finding.kind, _relative(finding.path, root), finding.detail)
     console.print(table)
     if len(report.findings) > MAX_LISTED_PROBLEMS:
         console.print(f"... and {len(report.findings) - MAX_LISTED_PROBLEMS} more")
     by_kind = Counter(finding.kind for finding in report.findings)
     console.print("by kind: " + ", ".join(f"{kind}: {n}" for kind, n in by_kind.most_common()))
+
+
+def _relative(path: str, root: Path | None) -> str:
+    if root is None or not path:
+        return path
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
 
 
 def _stats_table(stats, title: str) -> Table:

@@ -17,3 +17,6 @@ class DataProblem(SemsegError):
         self.path = str(path)
         self.kind = kind
         self.detail = detail
+
+    def __reduce__(self):  # crosses DataLoader worker processes intact
+        return (DataProblem, (self.path, self.kind, self.detail))

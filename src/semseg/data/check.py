@@ -14,7 +14,7 @@ from semseg.data import resolve_num_workers
 from semseg.data.base import SegmentationDataset
 from semseg.data.registry import read_split, train_split_name, val_split_name
 from semseg.data.stats import ClassStats
-from semseg.errors import DataProblem, SemsegError
+from semseg.errors import DataProblem
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,8 @@ def check_dataset(data: DataConfig, splits: Sequence[str] | None = None) -> Chec
     report = CheckReport()
     names_by_split: dict[str, set[str]] = {}
     for split in splits or (train_split_name(data), val_split_name(data)):
-        try:
-            dataset = read_split(data, split, strict=False)
-        except SemsegError as err:
-            report.findings.append(Finding(split, "unreadable split", "", str(err)))
-            continue
+        # A wrong root, folder or split list stops here with one line: nothing to list.
+        dataset = read_split(data, split, strict=False)
         report.findings.extend(Finding(split, p.kind, p.path, p.detail) for p in dataset.problems)
         report.sample_counts[split] = len(dataset)
         report.fingerprints[split] = dataset.fingerprint()
