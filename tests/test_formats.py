@@ -245,3 +245,35 @@ def test_cache_decodes_once_and_serves_from_ram(tmp_path: Path) -> None:
 def test_format_specific_keys_are_rejected_elsewhere(tmp_path: Path) -> None:
     with pytest.raises(SemsegError, match="'data.value_map' applies to the folder format only"):
         read_split(data_config("data.value_map={1: 2}"), "train")
+
+
+def test_malformed_trees_of_each_format_are_reported_by_check(tmp_path: Path) -> None:
+    from semseg.data.check import check_dataset
+
+    voc_root = make_voc(tmp_path / "voc")
+    voc = voc_root / "VOCdevkit" / "VOC2012"
+    (voc / "SegmentationClass" / "2007_000039.png").unlink()
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("2007_000032\n2008_999999\n")
+    camvid = tmp_path / "camvid"
+    for split in ("train", "val"):
+        save_image(camvid / split / "images" / "a.jpg")
+        save_mask(camvid / split / "labels" / "a.png", stored_mask([3, 12]))  # 12: no class
+    city = tmp_path / "city"
+    save_image(city / "leftImg8bit" / "train" / "bonn" / "bonn_0_1_leftImg8bit.png")
+    save_image(city / "leftImg8bit" / "val" / "bonn" / "bonn_0_2_leftImg8bit.png")
+    expectations = {
+        ("voc", voc_root): {("missing image", "train"), ("missing mask", "val")},
+        ("camvid", camvid): {("mask value out of range", "train"), ("mask value out of range",
+                                                                      "val"),
+                             ("duplicate across splits", "train+val")},
+        ("cityscapes", city): {("missing mask", "train"), ("missing mask", "val")},
+    }  # fmt: skip
+    for (name, root), expected in expectations.items():
+        report = check_dataset(data_config(f"data.format={name}", f"data.root={root}"))
+        assert {(f.kind, f.split) for f in report.findings} == expected, name
+
+
+def test_coco_reports_a_missing_annotation_file_in_one_line(tmp_path: Path, run_cli) -> None:
+    pytest.importorskip("pycocotools")
+    code, _, err = run_cli("data", "check", "data.format=coco", f"data.root={tmp_path}")
+    assert code == 2 and "instances_train2017.json: COCO annotation file not found" in err
