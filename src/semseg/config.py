@@ -95,7 +95,24 @@ class DataConfig(_Section):
 
 class ModelConfig(_Section):
     name: str = Field("unet_small", description="registered model name (semseg models)")
+    encoder: str | None = Field(
+        None, description="timm model name or tv_resnet50, tv_mobilenet_v3_large, ..."
+    )
+    pretrained: bool = Field(False, description="ImageNet encoder weights (download or package)")
+    weights: Path | None = Field(None, description="local weights file: whole model or encoder")
+    output_stride: Literal[8, 16, 32] | None = None
+    aux_head: bool = Field(False, description="auxiliary head for deep supervision (deeplab)")
     base_width: int | None = Field(None, ge=4, description="override the builder's base width")
+
+    def builder_options(self) -> dict[str, object]:
+        """Keyword arguments for the registered builder; unset ones keep its defaults."""
+        return {
+            "encoder": self.encoder,
+            "pretrained": self.pretrained or None,
+            "output_stride": self.output_stride,
+            "aux_head": self.aux_head or None,
+            "base_width": self.base_width,
+        }
 
 
 class LossConfig(_Section):
@@ -107,6 +124,7 @@ class LossConfig(_Section):
         "median_frequency", description="the rule behind class_weights=auto"
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    aux_weight: float = Field(0.4, ge=0, description="weight of the auxiliary head's loss")
 
 
 class OptimConfig(_Section):

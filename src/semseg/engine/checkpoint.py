@@ -24,12 +24,15 @@ _FORMAT_KEY = "semseg_checkpoint"
 
 
 def model_record(config: Config, num_classes: int, in_channels: int = 3) -> dict[str, Any]:
-    """What `build_model` needs to rebuild the architecture."""
+    """What `build_model` needs to rebuild the architecture; never `pretrained`: the
+    weights are in the checkpoint, and rebuilding must not download anything."""
+    options = config.model.builder_options()
+    options.pop("pretrained")
     return {
         "name": config.model.name,
         "num_classes": num_classes,
         "in_channels": in_channels,
-        "options": {"base_width": config.model.base_width},
+        "options": options,
     }
 
 

@@ -43,6 +43,7 @@ from semseg.engine.schedule import LRSchedule, build_optimizer
 from semseg.errors import SemsegError
 from semseg.losses import build_loss
 from semseg.models import build_model
+from semseg.models.pretrained import load_weights_file
 from semseg.viz import save_curves_figure, save_samples_figure
 
 
@@ -73,8 +74,11 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     classes = train_set.classes
     in_channels = input_channels(config.data)
     model = build_model(
-        config.model.name, classes.num_classes, in_channels, base_width=config.model.base_width
-    ).to(device)
+        config.model.name, classes.num_classes, in_channels, **config.model.builder_options()
+    )
+    if config.model.weights is not None and resumed is None:
+        load_weights_file(model, config.model.weights)
+    model.to(device)
     loss_fn = build_loss(_resolved_loss_config(config, train_set), classes).to(device)
     optimizer = build_optimizer(model, config.optim)
     generator = torch.Generator()
@@ -222,6 +226,7 @@ def train_one_epoch(
     schedule: LRSchedule,
     device: torch.device,
     grad_clip: float | None,
+    aux_weight: float = 0.0,
     description: str = "train",
 ) -> dict[str, float]:
     """One pass over `loader`; returns the mean loss, throughput and time."""
@@ -234,7 +239,7 @@ def train_one_epoch(
         for step, (images, masks) in enumerate(loader):
             images = images.to(device, non_blocking=True)
             masks = masks.to(device, non_blocking=True)
-            loss = loss_fn(model(images), masks)
+            loss = training_loss(loss_fn, model(images), masks, aux_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip is not None:
@@ -260,6 +265,18 @@ def train_one_epoch(
         "images_per_s": images_seen / elapsed,
         "epoch_time_s": elapsed,
     }
+
+
+def training_loss(
+    loss_fn: nn.Module,
+    outputs: torch.Tensor | dict[str, torch.Tensor],
+    masks: torch.Tensor,
+    aux_weight: float,
+) -> torch.Tensor:
+    """The loss of the main logits, plus `aux_weight` times that of an auxiliary head."""
+    if isinstance(outputs, dict):
+        return loss_fn(outputs["out"], masks) + aux_weight * loss_fn(outputs["aux"], masks)
+    return loss_fn(outputs, masks)
 
 
 def _print_epoch(record: dict[str, Any]) -> None:

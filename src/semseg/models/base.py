@@ -6,23 +6,53 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+ModelOutput = torch.Tensor | dict[str, torch.Tensor]
+
 
 class SegmentationModel(nn.Module):
     """Subclasses implement `forward_padded` for inputs whose sides are multiples of
-    `size_divisor`; `forward` pads any H x W up to that multiple and crops the logits back.
+    `size_divisor`, returning logits at that padded size; `forward` pads any H x W and
+    crops back. Models with auxiliary heads return {"out": ..., "aux": ...} while training.
     """
 
     size_divisor: int = 1
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> ModelOutput:
         height, width = images.shape[-2:]
         pad_h = (-height) % self.size_divisor
         pad_w = (-width) % self.size_divisor
         if pad_h or pad_w:
             # Zero padding in normalised space is the dataset mean colour.
             images = F.pad(images, (0, pad_w, 0, pad_h))
-        logits = self.forward_padded(images)  # N x C x H' x W'
-        return logits[..., :height, :width]
+        output = self.forward_padded(images)  # N x C x H' x W' (or a dict of them)
+        if isinstance(output, dict):
+            return {name: logits[..., :height, :width] for name, logits in output.items()}
+        return output[..., :height, :width]
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, images: torch.Tensor) -> ModelOutput:
         raise NotImplementedError
+
+
+def conv_bn_relu(
+    in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1
+) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            padding=dilation * (kernel_size // 2),
+            dilation=dilation,
+            bias=False,
+        ),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def resize_to(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of features or logits (never of label masks)."""
+    size = like if isinstance(like, tuple) else tuple(like.shape[-2:])
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

@@ -1,8 +1,10 @@
-"""U-Net (Ronneberger et al., 2015) as the classic tutorials build it.
+"""U-Net (Ronneberger et al., 2015), classic and on any encoder.
 
-Four 2x2 max-pool downsamplings, two 3x3 conv + BatchNorm + ReLU per level, channels
-doubling from `base_width`, 2x2 transposed-conv upsampling and skip concatenation. Padded
-3x3 convolutions keep sizes aligned, so no cropping of skips is needed.
+Classic: four 2x2 max-pool downsamplings, two 3x3 conv + BatchNorm + ReLU per level,
+channels doubling from `base_width`, 2x2 transposed-conv upsampling and skip
+concatenation. Padded 3x3 convolutions keep sizes aligned, so skips need no cropping.
+On an encoder (`model.encoder=...`): the encoder's feature pyramid gives the skips, and a
+decoder of upsample + concatenate + two 3x3 convs per level returns to full resolution.
 """
 
 from __future__ import annotations
@@ -10,18 +12,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semseg.models.base import SegmentationModel
+from semseg.errors import SemsegError
+from semseg.models.base import SegmentationModel, conv_bn_relu, resize_to
+from semseg.models.encoders import build_encoder
 from semseg.models.registry import register_model
 
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
+        conv_bn_relu(in_channels, out_channels), conv_bn_relu(out_channels, out_channels)
     )
 
 
@@ -57,18 +56,87 @@ class UNet(SegmentationModel):
         return self.head(x)  # N x C x H x W
 
 
-def _unet(*, num_classes: int, in_channels: int, base_width: int, depth: int = 4) -> UNet:
+class EncoderUNet(SegmentationModel):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        encoder: str,
+        pretrained: bool,
+        decoder_widths: tuple[int, ...] = (256, 128, 64, 32, 16),
+    ) -> None:
+        super().__init__()
+        self.encoder = build_encoder(encoder, in_channels, pretrained)
+        self.size_divisor = self.encoder.output_stride
+        channels = self.encoder.out_channels  # shallow .. deep
+        skips = list(reversed(channels[:-1])) + [0] * (len(decoder_widths) - len(channels) + 1)
+        blocks, previous = [], channels[-1]
+        for width, skip in zip(decoder_widths, skips, strict=True):
+            blocks.append(_double_conv(previous + skip, width))
+            previous = width
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Conv2d(previous, num_classes, kernel_size=1)
+
+    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(images)
+        x = features[-1]
+        skips = list(reversed(features[:-1]))
+        for index, block in enumerate(self.blocks):
+            if index < len(skips):
+                skip = skips[index]
+                x = torch.cat([resize_to(x, skip), skip], dim=1)
+            else:  # the levels above the shallowest feature, up to full resolution
+                x = nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear")
+            x = block(x)
+        return resize_to(self.head(x), images)
+
+
+def _unet(
+    *,
+    num_classes: int,
+    in_channels: int,
+    base_width: int,
+    encoder: str | None,
+    pretrained: bool,
+    depth: int = 4,
+) -> SegmentationModel:
+    if encoder is not None:
+        return EncoderUNet(num_classes, in_channels, encoder, pretrained)
+    if pretrained:
+        raise SemsegError(
+            "config key 'model.pretrained': the classic U-Net has no pretrained "
+            "weights; set model.encoder (e.g. efficientnet_lite0) to use them"
+        )
     return UNet(num_classes, in_channels, base_width=base_width, depth=depth)
 
 
 @register_model
-def unet(num_classes: int, in_channels: int = 3, base_width: int = 64) -> UNet:
-    """The paper's widths (64 .. 1024 channels), about 31 M parameters."""
-    return _unet(num_classes=num_classes, in_channels=in_channels, base_width=base_width)
+def unet(
+    num_classes: int,
+    in_channels: int = 3,
+    base_width: int = 64,
+    encoder: str | None = None,
+    pretrained: bool = False,
+) -> SegmentationModel:
+    """U-Net: the paper's widths (64 .. 1024 channels, 31 M parameters), or a U-Net decoder
+    on `encoder` (e.g. efficientnet_lite0, tv_resnet34)."""
+    return _unet(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        base_width=base_width,
+        encoder=encoder,
+        pretrained=pretrained,
+    )
 
 
 @register_model
-def unet_small(num_classes: int, in_channels: int = 3, base_width: int = 16) -> UNet:
-    """A quarter of the paper's width (16 .. 256 channels), about 1.9 M parameters: the
-    quick-start model, trains in minutes on a laptop CPU."""
-    return _unet(num_classes=num_classes, in_channels=in_channels, base_width=base_width)
+def unet_small(num_classes: int, in_channels: int = 3, base_width: int = 16) -> SegmentationModel:
+    """Classic U-Net at a quarter of the paper's width (16 .. 256 channels, 1.9 M
+    parameters): the quick-start model, trains in minutes on a laptop CPU."""
+    return _unet(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        base_width=base_width,
+        encoder=None,
+        pretrained=False,
+    )

