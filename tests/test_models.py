@@ -193,3 +193,21 @@ def test_two_epochs_on_shapes_beat_chance(name: str, tmp_path: Path) -> None:
     metrics = result.best_metrics
     chance = _random_guess_miou(metrics["support"])
     assert metrics["miou"] > 2 * chance, (metrics["miou"], chance)
+
+
+def test_models_command_lists_every_model_with_costs(run_cli) -> None:
+    code, out, _ = run_cli("models", "--size", "64x96", "--measure", "--classes", "3")
+    assert code == 0
+    for name in list_models():
+        assert name in out
+    assert "GFLOPs" in out and "img/s" in out
+    code, _, err = run_cli("models", "--size", "big")
+    assert code == 2 and "HEIGHTxWIDTH" in err
+
+
+def test_flop_count_matches_a_hand_count() -> None:
+    from semseg.models.profile import count_flops
+
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    # 8 outputs x 27 multiply-adds x 2 FLOPs, at every one of 10 x 12 positions.
+    assert count_flops(conv, 10, 12) == 8 * 27 * 2 * 10 * 12

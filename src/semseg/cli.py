@@ -93,6 +93,18 @@ def predict(
     run_predict(checkpoint, inputs, out, overlays, device)
 
 
+@app.command()
+def models(
+    size: Annotated[str, typer.Option(help="input size HxW for GFLOPs and latency")] = "360x480",
+    measure: Annotated[bool, typer.Option(help="also measure CPU latency (batch 1)")] = False,
+    classes: Annotated[int, typer.Option(min=2, help="number of classes")] = 11,
+) -> None:
+    """List registered models: parameters, GFLOPs and (with --measure) CPU latency."""
+    from semseg.model_commands import run_models
+
+    run_models(size, measure, classes)
+
+
 @config_app.command("show")
 def config_show(overrides: Overrides = None, config: ConfigFile = None) -> None:
     """Print the resolved configuration (defaults + file + overrides) as YAML."""

@@ -150,7 +150,7 @@ class SegFormer(SegmentationModel):
 
 @register_model
 def segformer_b0(num_classes: int, in_channels: int = 3, pretrained: bool = False) -> SegFormer:
-    """SegFormer-B0: MiT-B0 encoder (3.3 M parameters) with the all-MLP decoder."""
+    """SegFormer-B0: MiT-B0 transformer encoder with the all-MLP decoder."""
     if pretrained:
         raise SemsegError(
             "config key 'model.pretrained': semseg ships no MiT-B0 ImageNet "

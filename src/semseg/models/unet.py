@@ -118,8 +118,10 @@ def unet(
     encoder: str | None = None,
     pretrained: bool = False,
 ) -> SegmentationModel:
-    """U-Net: the paper's widths (64 .. 1024 channels, 31 M parameters), or a U-Net decoder
-    on `encoder` (e.g. efficientnet_lite0, tv_resnet34)."""
+    """U-Net at the paper's widths (64 to 1024 channels), or a U-Net decoder on an encoder.
+
+    With `encoder` (e.g. efficientnet_lite0, tv_resnet34) the encoder's pyramid gives the
+    skip connections."""
     return _unet(
         num_classes=num_classes,
         in_channels=in_channels,
@@ -131,8 +133,9 @@ def unet(
 
 @register_model
 def unet_small(num_classes: int, in_channels: int = 3, base_width: int = 16) -> SegmentationModel:
-    """Classic U-Net at a quarter of the paper's width (16 .. 256 channels, 1.9 M
-    parameters): the quick-start model, trains in minutes on a laptop CPU."""
+    """Classic U-Net at a quarter of the paper's width: the quick-start model.
+
+    16 to 256 channels, 1.9 M parameters; trains in minutes on a laptop CPU."""
     return _unet(
         num_classes=num_classes,
         in_channels=in_channels,
