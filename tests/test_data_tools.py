@@ -39,8 +39,14 @@ def test_check_finds_every_kind_of_problem(tmp_path: Path, run_cli) -> None:
         ("duplicate across splits", "img04"),
     }
     assert report.sample_counts == {"train": 5, "val": 3}  # listed samples with both files
-    code, out, _ = run_cli("data", "check", "data.format=folder", f"data.root={root}",
-                           "--stats", tmp_path / "stats.json")  # fmt: skip
+    code, out, _ = run_cli(
+        "data",
+        "check",
+        "data.format=folder",
+        f"data.root={root}",
+        "--stats",
+        tmp_path / "stats.json",
+    )
     assert code == 2
     assert "6 problem(s)" in out and "img02.png" in out and "size mismatch" in out
 
@@ -56,8 +62,9 @@ def test_check_reports_an_empty_split(tmp_path: Path) -> None:
 def test_clean_check_exits_0_and_writes_stats(tmp_path: Path, run_cli) -> None:
     root = write_folder_dataset(tmp_path / "ds", count=6, split_lists=True)
     stats_path = tmp_path / "stats.json"
-    code, out, _ = run_cli("data", "check", "data.format=folder", f"data.root={root}",
-                           "--stats", stats_path)  # fmt: skip
+    code, out, _ = run_cli(
+        "data", "check", "data.format=folder", f"data.root={root}", "--stats", stats_path
+    )
     assert code == 0 and "no problems found" in out
     stats = json.loads(stats_path.read_text())
     # 4 training images of 24 x 40: row 0 ignored, the left half background, the right
@@ -119,8 +126,9 @@ def test_convert_any_format_to_folder_round_trips(tmp_path: Path, run_cli) -> No
             mask[:, :4] = index
             save_mask(root / split / "labels" / f"{name}.png", mask)
     out = tmp_path / "converted"
-    code, _, err = run_cli("data", "convert", "data.format=camvid", f"data.root={root}",
-                           "--out", out)  # fmt: skip
+    code, _, err = run_cli(
+        "data", "convert", "data.format=camvid", f"data.root={root}", "--out", out
+    )
     assert code == 0, err
     assert (out / "train.txt").read_text().split() == ["train0", "train1"]
     converted = load_config(None, ["data.format=folder", f"data.root={out}"]).data
@@ -130,8 +138,9 @@ def test_convert_any_format_to_folder_round_trips(tmp_path: Path, run_cli) -> No
         assert new.classes == old.classes
         for index in range(len(old)):
             assert np.array_equal(new.load(index)[1], old.load(index)[1])
-    code, _, err = run_cli("data", "convert", "data.format=camvid", f"data.root={root}",
-                           "--out", out)  # fmt: skip
+    code, _, err = run_cli(
+        "data", "convert", "data.format=camvid", f"data.root={root}", "--out", out
+    )
     assert code == 2 and "not empty" in err
 
 
@@ -143,8 +152,9 @@ def test_convert_two_class_dataset_keeps_ignore(tmp_path: Path, run_cli) -> None
     (root / "annotations" / "trainval.txt").write_text("a 1 1 1\n")
     (root / "annotations" / "test.txt").write_text("b 1 1 1\n")
     out = tmp_path / "out"
-    code, _, err = run_cli("data", "convert", "data.format=oxford_pet", f"data.root={root}",
-                           "--out", out)  # fmt: skip
+    code, _, err = run_cli(
+        "data", "convert", "data.format=oxford_pet", f"data.root={root}", "--out", out
+    )
     assert code == 0, err
     converted = load_config(None, ["data.format=folder", f"data.root={out}"]).data
     labels = read_split(converted, "train").load(0)[1]

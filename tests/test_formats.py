@@ -31,8 +31,17 @@ def stripes(labels: np.ndarray) -> list[int]:
 
 
 def test_every_format_is_registered() -> None:
-    assert set(FORMATS) == {"shapes", "folder", "voc", "camvid", "oxford_pet", "cityscapes",
-                            "ade20k", "coco", "coco_stuff"}  # fmt: skip
+    assert set(FORMATS) == {
+        "shapes",
+        "folder",
+        "voc",
+        "camvid",
+        "oxford_pet",
+        "cityscapes",
+        "ade20k",
+        "coco",
+        "coco_stuff",
+    }
 
 
 def make_voc(root: Path, aug: bool = False) -> Path:
@@ -89,8 +98,9 @@ def test_oxford_pet_trimaps(tmp_path: Path, border: str, expected: list[int]) ->
         save_image(tmp_path / "images" / f"{name}.jpg")
         save_mask(tmp_path / "annotations" / "trimaps" / f"{name}.png", stored_mask([1, 2, 3]))
         (tmp_path / "annotations" / f"{split}.txt").write_text(f"{name} 1 1 1\n")
-    data = data_config("data.format=oxford_pet", f"data.root={tmp_path}",
-                       f"data.pet_border={border}")  # fmt: skip
+    data = data_config(
+        "data.format=oxford_pet", f"data.root={tmp_path}", f"data.pet_border={border}"
+    )
     train = train_dataset(data)  # default splits: trainval / test
     assert train.sample_name(0) == "Abyssinian_1"
     assert eval_dataset(data).sample_name(0) == "beagle_2"
@@ -102,8 +112,10 @@ def test_cityscapes_label_ids_map_to_train_ids(tmp_path: Path) -> None:
     name = "aachen_000000_000019"
     save_image(tmp_path / "leftImg8bit" / "train" / "aachen" / f"{name}_leftImg8bit.png")
     # road (7) -> 0, parking (9) -> ignore, car (26) -> 13, bicycle (33) -> 18
-    save_mask(tmp_path / "gtFine" / "train" / "aachen" / f"{name}_gtFine_labelIds.png",
-              stored_mask([7, 9, 26, 33]))  # fmt: skip
+    save_mask(
+        tmp_path / "gtFine" / "train" / "aachen" / f"{name}_gtFine_labelIds.png",
+        stored_mask([7, 9, 26, 33]),
+    )
     data = data_config("data.format=cityscapes", f"data.root={tmp_path}")
     dataset = read_split(data, "train")
     assert dataset.sample_name(0) == name and dataset.classes.num_classes == 19
@@ -113,8 +125,9 @@ def test_cityscapes_label_ids_map_to_train_ids(tmp_path: Path) -> None:
 def test_ade20k_reduces_zero_label(tmp_path: Path) -> None:
     root = tmp_path / "ADEChallengeData2016"
     save_image(root / "images" / "validation" / "ADE_val_00000001.jpg")
-    save_mask(root / "annotations" / "validation" / "ADE_val_00000001.png",
-              stored_mask([0, 1, 150, 3]))  # fmt: skip
+    save_mask(
+        root / "annotations" / "validation" / "ADE_val_00000001.png", stored_mask([0, 1, 150, 3])
+    )
     data = data_config("data.format=ade20k", f"data.root={tmp_path}")
     dataset = read_split(data, "val")  # alias of "validation"
     assert dataset.classes.num_classes == 150 and dataset.classes.names[0] == "wall"
@@ -126,18 +139,42 @@ def make_coco(root: Path) -> Path:
     save_image(images / "000000000139.jpg", height=20, width=20)
     annotations = {
         "images": [{"id": 139, "file_name": "000000000139.jpg", "height": 20, "width": 20}],
-        "categories": [{"id": 1, "name": "person"}, {"id": 18, "name": "dog"},
-                       {"id": 90, "name": "toothbrush"}],  # fmt: skip
+        "categories": [
+            {"id": 1, "name": "person"},
+            {"id": 18, "name": "dog"},
+            {"id": 90, "name": "toothbrush"},
+        ],
         "annotations": [
             # A big dog (category 18) with a small person on top; a crowd region.
-            {"id": 1, "image_id": 139, "category_id": 18, "iscrowd": 0, "area": 100,
-             "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]], "bbox": [0, 0, 10, 10]},
-            {"id": 2, "image_id": 139, "category_id": 1, "iscrowd": 0, "area": 16,
-             "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]], "bbox": [2, 2, 4, 4]},
-            {"id": 3, "image_id": 139, "category_id": 90, "iscrowd": 1, "area": 25,
-             "segmentation": [[14, 14, 19, 14, 19, 19, 14, 19]], "bbox": [14, 14, 5, 5]},
+            {
+                "id": 1,
+                "image_id": 139,
+                "category_id": 18,
+                "iscrowd": 0,
+                "area": 100,
+                "segmentation": [[0, 0, 10, 0, 10, 10, 0, 10]],
+                "bbox": [0, 0, 10, 10],
+            },
+            {
+                "id": 2,
+                "image_id": 139,
+                "category_id": 1,
+                "iscrowd": 0,
+                "area": 16,
+                "segmentation": [[2, 2, 6, 2, 6, 6, 2, 6]],
+                "bbox": [2, 2, 4, 4],
+            },
+            {
+                "id": 3,
+                "image_id": 139,
+                "category_id": 90,
+                "iscrowd": 1,
+                "area": 25,
+                "segmentation": [[14, 14, 19, 14, 19, 19, 14, 19]],
+                "bbox": [14, 14, 5, 5],
+            },
         ],
-    }  # fmt: skip
+    }
     (root / "annotations").mkdir(parents=True)
     (root / "annotations" / "instances_val2017.json").write_text(json.dumps(annotations))
     return root
@@ -174,11 +211,17 @@ def test_folder_mask_suffix_extension_and_16_bit(tmp_path: Path) -> None:
     for index in range(3):
         save_image(root / "images" / f"000{index}.jpg", seed=index)
         save_mask(root / "labels" / f"000{index}_mask.png", stored_mask([0, 1000, 2000]), "I;16")
-    data = data_config("data.format=folder", f"data.root={root}", "data.mask_dir=labels",
-                       "data.mask_suffix=_mask", "data.value_map={1000: 1, 2000: 2}")  # fmt: skip
+    data = data_config(
+        "data.format=folder",
+        f"data.root={root}",
+        "data.mask_dir=labels",
+        "data.mask_suffix=_mask",
+        "data.value_map={1000: 1, 2000: 2}",
+    )
     assert stripes(labels_of(data, "train")) == [0, 1, 2]
-    unmapped = data_config("data.format=folder", f"data.root={root}", "data.mask_dir=labels",
-                           "data.mask_suffix=_mask")  # fmt: skip
+    unmapped = data_config(
+        "data.format=folder", f"data.root={root}", "data.mask_dir=labels", "data.mask_suffix=_mask"
+    )
     with pytest.raises(SemsegError, match=r"mask values \[1000, 2000\] are neither classes"):
         labels_of(unmapped, "train")
 
@@ -197,8 +240,12 @@ def test_folder_rgb_colour_masks_through_the_palette(tmp_path: Path) -> None:
     for index in range(2):
         save_image(root / "images" / f"{index}.png")
         Image.fromarray(colours).save(root / "masks" / f"{index}.png")
-    data = data_config("data.format=folder", f"data.root={root}", "data.mask_encoding=rgb",
-                       "data.value_map={0xFFFFFF: 255}")  # fmt: skip
+    data = data_config(
+        "data.format=folder",
+        f"data.root={root}",
+        "data.mask_encoding=rgb",
+        "data.value_map={0xFFFFFF: 255}",
+    )
     labels = labels_of(data, "train")
     assert labels[1, 0] == 0 and labels[1, 9] == 1 and labels[1, 13] == 2 and labels[0, 0] == 255
     strict = data_config("data.format=folder", f"data.root={root}", "data.mask_encoding=rgb")
@@ -213,8 +260,9 @@ def test_grayscale_images_replicated_or_single_channel(tmp_path: Path) -> None:
     rgb = read_split(data_config("data.format=folder", f"data.root={root}"), "train")
     image, _ = rgb.load(0)
     assert image.shape[0] == 3 and torch.equal(image[0], image[1])
-    gray = eval_dataset(data_config("data.format=folder", f"data.root={root}",
-                                    "data.image_mode=gray"))  # fmt: skip
+    gray = eval_dataset(
+        data_config("data.format=folder", f"data.root={root}", "data.image_mode=gray")
+    )
     normalised, _ = gray[0]
     assert normalised.shape[0] == 1
 
@@ -263,11 +311,13 @@ def test_malformed_trees_of_each_format_are_reported_by_check(tmp_path: Path) ->
     save_image(city / "leftImg8bit" / "val" / "bonn" / "bonn_0_2_leftImg8bit.png")
     expectations = {
         ("voc", voc_root): {("missing image", "train"), ("missing mask", "val")},
-        ("camvid", camvid): {("mask value out of range", "train"), ("mask value out of range",
-                                                                      "val"),
-                             ("duplicate across splits", "train+val")},
+        ("camvid", camvid): {
+            ("mask value out of range", "train"),
+            ("mask value out of range", "val"),
+            ("duplicate across splits", "train+val"),
+        },
         ("cityscapes", city): {("missing mask", "train"), ("missing mask", "val")},
-    }  # fmt: skip
+    }
     for (name, root), expected in expectations.items():
         report = check_dataset(data_config(f"data.format={name}", f"data.root={root}"))
         assert {(f.kind, f.split) for f in report.findings} == expected, name

@@ -182,11 +182,21 @@ def _random_guess_miou(support: list[int]) -> float:
 
 @pytest.mark.parametrize("name", list_models())
 def test_two_epochs_on_shapes_beat_chance(name: str, tmp_path: Path) -> None:
-    config = semseg.load_config(None, [
-        "data.shapes.size=48", "data.shapes.num_train=96", "data.shapes.num_val=16",
-        "data.crop_size=48", "data.num_workers=0", "train.epochs=2", "train.sample_images=1",
-        f"train.output_dir={tmp_path}", f"model.name={name}", *_tiny_overrides(name),
-    ])  # fmt: skip
+    config = semseg.load_config(
+        None,
+        [
+            "data.shapes.size=48",
+            "data.shapes.num_train=96",
+            "data.shapes.num_val=16",
+            "data.crop_size=48",
+            "data.num_workers=0",
+            "train.epochs=2",
+            "train.sample_images=1",
+            f"train.output_dir={tmp_path}",
+            f"model.name={name}",
+            *_tiny_overrides(name),
+        ],
+    )
     result = semseg.train(config)
     history = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
     assert history[-1]["train_loss"] < history[0]["train_loss"]

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from semseg.errors import SemsegError
 
@@ -115,8 +122,26 @@ class ModelConfig(_Section):
         }
 
 
+class LossTerm(BaseModel):
+    """One weighted term of a combined loss; other keys are the loss's own parameters
+    (e.g. gamma for focal), checked against it when the loss is built."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    weight: float = Field(1.0, ge=0)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class LossConfig(_Section):
-    name: str = "cross_entropy"
+    name: str = Field(
+        "cross_entropy",
+        description="cross_entropy (ce), ohem, dice, focal, lovasz, tversky, boundary",
+    )
+    terms: list[LossTerm] | None = Field(
+        None, description="weighted combination, e.g. [{name: ce}, {name: dice, weight: 0.5}]"
+    )
     class_weights: list[float] | Literal["auto"] | None = Field(
         None, description="one weight per class, or auto (from the training set statistics)"
     )
@@ -125,6 +150,16 @@ class LossConfig(_Section):
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     aux_weight: float = Field(0.4, ge=0, description="weight of the auxiliary head's loss")
+
+    def resolved_terms(self) -> list[LossTerm]:
+        """The terms to build: `terms`, or the single loss `name` (with label smoothing
+        when it is cross-entropy)."""
+        if self.terms:
+            return self.terms
+        smoothing = {"label_smoothing": self.label_smoothing} if self.label_smoothing else {}
+        if self.name not in ("cross_entropy", "ce"):
+            smoothing = {}
+        return [LossTerm(name=self.name, weight=1.0, **smoothing)]
 
 
 class OptimConfig(_Section):
@@ -150,6 +185,17 @@ class TrainConfig(_Section):
     output_dir: Path = Path("runs")
     name: str | None = Field(None, description="run folder name; default FORMAT-MODEL[-N]")
     sample_images: int = Field(4, ge=1, le=16, description="rows in samples.png")
+    channels_last: bool = Field(True, description="NHWC memory layout (faster convs on CPU/GPU)")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto",
+        description="mixed precision; auto: bf16 on CPUs with bf16 units, bf16/fp16 on CUDA",
+    )
+    compile: bool = Field(False, description="torch.compile the training forward pass")
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1, description="evaluate and save an exponential moving average"
+    )
+    accumulate_steps: int = Field(1, ge=1, description="batches per optimiser step")
+    tensorboard: bool = Field(False, description="also log to RUN/tensorboard")
 
     @field_validator("device")
     @classmethod
@@ -177,6 +223,14 @@ class Config(_Section):
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _loss_list_is_terms(cls, data: Any) -> Any:
+        """`loss: [{name: ce}, {name: dice, weight: 0.5}]` is short for loss.terms."""
+        if isinstance(data, dict) and isinstance(data.get("loss"), list):
+            data = {**data, "loss": {"terms": data["loss"]}}
+        return data
 
     def to_plain(self) -> dict[str, Any]:
         """JSON/YAML-safe nested dict (paths as strings, tuples as lists)."""

@@ -1,9 +1,17 @@
-"""Loss registry. Every loss takes logits N x C x H x W and int64 targets N x H x W and
-gives pixels at `ignore_index` exactly zero weight and zero gradient."""
+"""Losses: pure functions plus a registry of configurable modules.
+
+Every loss takes logits N x C x H x W and int64 targets N x H x W, gives pixels at
+`ignore_index` exactly zero weight and zero gradient, and works for two or many classes.
+Region losses (Dice, Tversky, Lovász) average over the classes present in the batch's
+ground truth, so a perfect prediction scores 0 and absent classes do not count.
+`loss.terms` combines several with weights; the combination reports each term.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,75 +21,300 @@ from semseg.classes import ClassSet
 from semseg.config import LossConfig
 from semseg.errors import SemsegError
 
+# ---------------------------------------------------------------- functional forms
 
-class CrossEntropyLoss(nn.Module):
-    """Pixel-wise cross-entropy, averaged over non-ignored pixels (weighted mean when
-    `class_weights` is given), with optional label smoothing."""
+
+def _valid_one_hot(logits: torch.Tensor, target: torch.Tensor, ignore_index: int):
+    """Softmax probabilities, one-hot targets and the valid-pixel mask (N x 1 x H x W),
+    all zeroed at ignore pixels so they contribute nothing."""
+    valid = (target != ignore_index).unsqueeze(1)
+    safe = torch.where(valid.squeeze(1), target, 0)
+    one_hot = F.one_hot(safe, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype) * valid
+    probs = logits.softmax(1) * valid
+    return probs, one_hot, valid
+
+
+def _class_mean(per_class: torch.Tensor, present: torch.Tensor, weights: torch.Tensor | None):
+    """Mean over classes present in the ground truth (weighted if `weights`)."""
+    w = present.to(per_class.dtype)
+    if weights is not None:
+        w = w * weights
+    return (per_class * w).sum() / w.sum().clamp(min=1e-12)
+
+
+def cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    weights: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Mean over valid pixels (weighted mean with class weights), as torch's "mean", but
+    0 rather than NaN when every pixel is ignored, and with no host sync."""
+    total = F.cross_entropy(
+        logits,
+        target,
+        weight=weights,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction="sum",
+    )
+    valid = target != ignore_index
+    if weights is None:
+        denominator = valid.sum()
+    else:
+        denominator = (weights[torch.where(valid, target, 0)] * valid).sum()
+    return total / denominator.clamp(min=1e-12)
+
+
+def ohem_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    weights: torch.Tensor | None = None,
+    threshold: float = 0.7,
+    min_kept: int = 100_000,
+) -> torch.Tensor:
+    """Online hard example mining: cross-entropy over the pixels whose true-class
+    probability is below `threshold`, or over the `min_kept` hardest valid pixels if
+    fewer are that hard (Wu et al. 2016, as in HRNet / mmseg)."""
+    pixel_loss = F.cross_entropy(
+        logits, target, weight=weights, ignore_index=ignore_index, reduction="none"
+    ).flatten()
+    valid = (target != ignore_index).flatten()
+    hard = valid & (pixel_loss > -torch.log(torch.tensor(threshold, device=logits.device)))
+    kept = min(min_kept, int(valid.sum()))  # one sync per step: k for top-k must be known
+    ranked = torch.where(valid, pixel_loss, torch.full_like(pixel_loss, -1.0))
+    if kept > 0:
+        floor = ranked.topk(kept).values[-1]
+        hard = hard | (valid & (ranked >= floor))
+    return (pixel_loss * hard).sum() / hard.sum().clamp(min=1)
+
+
+def dice_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    weights: torch.Tensor | None = None,
+    smooth: float = 1e-6,
+) -> torch.Tensor:
+    """1 - soft Dice (softmax), per class over the whole batch (Milletari et al. 2016)."""
+    probs, one_hot, _ = _valid_one_hot(logits, target, ignore_index)
+    dims = (0, 2, 3)
+    intersection = (probs * one_hot).sum(dims)
+    cardinality = probs.sum(dims) + one_hot.sum(dims)
+    dice = (2 * intersection + smooth) / (cardinality + smooth)
+    return _class_mean(1 - dice, one_hot.sum(dims) > 0, weights)
+
+
+def tversky_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    weights: torch.Tensor | None = None,
+    alpha: float = 0.3,
+    beta: float = 0.7,
+    smooth: float = 1e-6,
+) -> torch.Tensor:
+    """1 - Tversky index TP / (TP + alpha FP + beta FN) (Salehi et al. 2017); beta > alpha
+    weighs missed pixels more, for recall on small classes. alpha = beta = 0.5 is Dice."""
+    probs, one_hot, _ = _valid_one_hot(logits, target, ignore_index)
+    dims = (0, 2, 3)
+    tp = (probs * one_hot).sum(dims)
+    fp = (probs * (1 - one_hot)).sum(dims)
+    fn = ((1 - probs) * one_hot).sum(dims)
+    index = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
+    return _class_mean(1 - index, one_hot.sum(dims) > 0, weights)
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    weights: torch.Tensor | None = None,
+    gamma: float = 2.0,
+) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017): -alpha_t (1 - p_t)^gamma log p_t, mean over valid
+    pixels; class weights play alpha_t."""
+    valid = target != ignore_index
+    safe = torch.where(valid, target, 0)
+    log_p = logits.log_softmax(1).gather(1, safe.unsqueeze(1)).squeeze(1)  # log p_t
+    loss = -((1 - log_p.exp()) ** gamma) * log_p
+    if weights is not None:
+        loss = loss * weights[safe]
+    return (loss * valid).sum() / valid.sum().clamp(min=1)
+
+
+def _lovasz_gradient(sorted_truth: torch.Tensor) -> torch.Tensor:
+    """Gradient of the Lovász extension of the Jaccard loss (Berman et al. 2018, Alg. 1)."""
+    positives = sorted_truth.sum()
+    intersection = positives - sorted_truth.cumsum(0)
+    union = positives + (1 - sorted_truth).cumsum(0)
+    jaccard = 1 - intersection / union
+    jaccard[1:] = jaccard[1:] - jaccard[:-1]
+    return jaccard
+
+
+def lovasz_softmax(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Lovász-softmax (Berman et al. 2018): a convex surrogate of 1 - IoU per class,
+    over the batch's valid pixels, averaged over the classes present."""
+    probs = logits.softmax(1).permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+    labels = target.reshape(-1)
+    valid = labels != ignore_index
+    probs, labels = probs[valid], labels[valid]
+    losses, present = [], []
+    for c in range(logits.shape[1]):
+        truth = (labels == c).to(probs.dtype)
+        errors = (truth - probs[:, c]).abs()
+        errors_sorted, order = errors.sort(descending=True)
+        losses.append(errors_sorted @ _lovasz_gradient(truth[order]))
+        present.append(truth.sum() > 0)
+    if not losses or probs.numel() == 0:
+        return logits.sum() * 0.0
+    return _class_mean(torch.stack(losses), torch.stack(present), weights)
+
+
+def boundary_weights(
+    target: torch.Tensor, ignore_index: int, num_classes: int, radius: int
+) -> torch.Tensor:
+    """1 for pixels within `radius` of a change of (valid) label, else 0; N x H x W."""
+    valid = target != ignore_index
+    one_hot = F.one_hot(torch.where(valid, target, 0), num_classes).permute(0, 3, 1, 2)
+    one_hot = (one_hot * valid.unsqueeze(1)).float()
+    window = 2 * radius + 1
+    nearby = F.max_pool2d(one_hot, window, stride=1, padding=radius)  # classes in the window
+    return (nearby.sum(1) > 1).to(target.dtype) * valid
+
+
+def boundary_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = 255,
+    weights: torch.Tensor | None = None,
+    boundary_weight: float = 4.0,
+    radius: int = 2,
+) -> torch.Tensor:
+    """Boundary-aware cross-entropy: pixels within `radius` of a class boundary count
+    (1 + boundary_weight) times, so thin structures and object edges are not drowned by
+    region interiors."""
+    pixel_loss = F.cross_entropy(
+        logits, target, weight=weights, ignore_index=ignore_index, reduction="none"
+    )
+    near = boundary_weights(target, ignore_index, logits.shape[1], radius)
+    emphasis = (1 + boundary_weight * near) * (target != ignore_index)
+    return (pixel_loss * emphasis).sum() / emphasis.sum().clamp(min=1e-12)
+
+
+# ---------------------------------------------------------------- modules and registry
+
+
+class SegmentationLoss(nn.Module):
+    """A loss function bound to its ignore index, class weights and parameters."""
 
     def __init__(
         self,
-        ignore_index: int = 255,
-        class_weights: torch.Tensor | None = None,
-        label_smoothing: float = 0.0,
+        function: Callable[..., torch.Tensor],
+        ignore_index: int,
+        class_weights: torch.Tensor | None,
+        **params: Any,
     ) -> None:
         super().__init__()
+        self.function = function
         self.ignore_index = ignore_index
-        self.label_smoothing = label_smoothing
+        self.params = params
         self.register_buffer("class_weights", class_weights, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        total = F.cross_entropy(
-            logits,
+        return self.function(
+            logits.float(),
             target,
-            weight=self.class_weights,
             ignore_index=self.ignore_index,
-            label_smoothing=self.label_smoothing,
-            reduction="sum",
+            weights=self.class_weights,
+            **self.params,
         )
-        # Divide by the (weighted) count of valid pixels ourselves: the same value as torch's
-        # "mean", but an all-ignore batch gives 0 instead of NaN, with no host sync.
-        valid = target != self.ignore_index
-        if self.class_weights is None:
-            denominator = valid.sum()
-        else:
-            safe_target = torch.where(valid, target, 0)
-            denominator = (self.class_weights[safe_target] * valid).sum()
-        return total / denominator.clamp(min=1e-12)
 
 
-LossBuilder = Callable[[LossConfig, ClassSet], nn.Module]
+class CombinedLoss(nn.Module):
+    """Sum of weighted terms; `last_terms` keeps each term's value of the last call
+    (detached tensors, so logging them costs no host sync)."""
+
+    def __init__(self, terms: list[tuple[str, float, nn.Module]]) -> None:
+        super().__init__()
+        self.names = [name for name, _, _ in terms]
+        self.weights = [weight for _, weight, _ in terms]
+        self.losses = nn.ModuleList(loss for _, _, loss in terms)
+        self.last_terms: dict[str, torch.Tensor] = {}
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        total = logits.new_zeros((), dtype=torch.float32)
+        terms = {}
+        for name, weight, loss in zip(self.names, self.weights, self.losses, strict=True):
+            value = loss(logits, target)
+            terms[name] = value.detach()
+            total = total + weight * value
+        self.last_terms = terms
+        return total
 
 
-def _cross_entropy(config: LossConfig, classes: ClassSet) -> nn.Module:
-    return CrossEntropyLoss(
-        ignore_index=classes.ignore_index,
-        class_weights=_class_weights(config, classes),
-        label_smoothing=config.label_smoothing,
-    )
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {
+    "cross_entropy": cross_entropy,
+    "ohem": ohem_cross_entropy,
+    "dice": dice_loss,
+    "focal": focal_loss,
+    "lovasz": lovasz_softmax,
+    "tversky": tversky_loss,
+    "boundary": boundary_cross_entropy,
+}
+ALIASES = {"ce": "cross_entropy"}
 
 
-LOSSES: dict[str, LossBuilder] = {"cross_entropy": _cross_entropy}
+def build_loss(
+    config: LossConfig, classes: ClassSet, class_weights: list[float] | None = None
+) -> CombinedLoss:
+    """The configured loss; `class_weights` (e.g. resolved from `auto`) overrides the
+    config's list."""
+    weights = _class_weights(class_weights or config.class_weights, classes)
+    terms = []
+    for index, term in enumerate(config.resolved_terms()):
+        name = ALIASES.get(term.name, term.name)
+        key = f"loss.terms[{index}]" if config.terms else "loss.name"
+        if name not in LOSSES:
+            raise SemsegError(
+                f"config key '{key}': unknown loss {term.name!r}; available: "
+                f"{', '.join(sorted(LOSSES))} (ce = cross_entropy)"
+            )
+        params = term.params()
+        allowed = [
+            p
+            for p in inspect.signature(LOSSES[name]).parameters
+            if p not in ("logits", "target", "ignore_index", "weights")
+        ]
+        unknown = set(params) - set(allowed)
+        if unknown:
+            raise SemsegError(
+                f"config key '{key}': {name} has no parameter "
+                f"{', '.join(sorted(unknown))}; allowed: {', '.join(allowed)}"
+            )
+        module = SegmentationLoss(LOSSES[name], classes.ignore_index, weights, **params)
+        terms.append((name, term.weight, module))
+    return CombinedLoss(terms)
 
 
-def build_loss(config: LossConfig, classes: ClassSet) -> nn.Module:
-    if config.name not in LOSSES:
-        raise SemsegError(
-            f"config key 'loss.name': unknown loss {config.name!r}; "
-            f"available: {', '.join(sorted(LOSSES))}"
-        )
-    return LOSSES[config.name](config, classes)
-
-
-def _class_weights(config: LossConfig, classes: ClassSet) -> torch.Tensor | None:
-    if config.class_weights is None:
+def _class_weights(values: list[float] | str | None, classes: ClassSet) -> torch.Tensor | None:
+    if values is None:
         return None
-    if config.class_weights == "auto":
+    if values == "auto":
         raise ValueError("class_weights=auto must be resolved from dataset statistics first")
-    if len(config.class_weights) != classes.num_classes:
+    if len(values) != classes.num_classes:
         raise SemsegError(
-            f"config key 'loss.class_weights': {len(config.class_weights)} weights for "
+            f"config key 'loss.class_weights': {len(values)} weights for "
             f"{classes.num_classes} classes ({', '.join(classes.names)}); give one per class"
         )
-    if any(w < 0 for w in config.class_weights) or not any(w > 0 for w in config.class_weights):
+    if any(w < 0 for w in values) or not any(w > 0 for w in values):
         raise SemsegError("config key 'loss.class_weights': weights must be >= 0, not all 0")
-    return torch.tensor(config.class_weights, dtype=torch.float32)
+    return torch.tensor(values, dtype=torch.float32)

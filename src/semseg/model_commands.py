@@ -35,8 +35,11 @@ def run_models(size: str, measure: bool, num_classes: int) -> list[dict]:
         if measure:
             row["latency_ms"] = 1000 * measure_latency(model, height, width)
         rows.append(row)
-    table = Table(title=f"models at {height}x{width}, {num_classes} classes, batch 1, "
-                        f"{torch.get_num_threads()} CPU threads", title_justify="left")  # fmt: skip
+    table = Table(
+        title=f"models at {height}x{width}, {num_classes} classes, batch 1, "
+        f"{torch.get_num_threads()} CPU threads",
+        title_justify="left",
+    )
     table.add_column("name")
     table.add_column("params (M)", justify="right")
     table.add_column("GFLOPs", justify="right")

@@ -77,7 +77,7 @@ def samples_from_names(
             problems.append(
                 DataProblem(
                     mask or image, "missing mask", f"no mask for image {image.name}; {missing_hint}"
-                )  # fmt: skip
+                )
             )
         else:
             samples.append(Sample(name, image, mask))

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from semseg.classes import ClassSet
-from semseg.config import Config, LossConfig
-from semseg.console import class_table, console, progress_bar, summary_line, track
+from semseg.config import Config
+from semseg.console import class_table, console, summary_line, track
 from semseg.data import (
     SegmentationDataset,
     eval_dataset,
@@ -29,8 +27,10 @@ from semseg.engine.checkpoint import (
     model_record,
     save_checkpoint,
 )
+from semseg.engine.ema import ModelEMA
 from semseg.engine.evaluate import evaluate
 from semseg.engine.inference import predict_logits
+from semseg.engine.precision import resolve_amp
 from semseg.engine.rundir import (
     create_run_dir,
     environment_record,
@@ -40,6 +40,7 @@ from semseg.engine.rundir import (
 )
 from semseg.engine.runtime import deterministic_mode, epoch_seed, resolve_device, seed_everything
 from semseg.engine.schedule import LRSchedule, build_optimizer
+from semseg.engine.step import TrainStep
 from semseg.errors import SemsegError
 from semseg.losses import build_loss
 from semseg.models import build_model
@@ -79,23 +80,42 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     if config.model.weights is not None and resumed is None:
         load_weights_file(model, config.model.weights)
     model.to(device)
-    loss_fn = build_loss(_resolved_loss_config(config, train_set), classes).to(device)
+    if config.train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    loss_fn = build_loss(config.loss, classes, _auto_class_weights(config, train_set)).to(device)
     optimizer = build_optimizer(model, config.optim)
     generator = torch.Generator()
     train_loader = make_loader(train_set, config.data, config.data.batch_size, True, generator)
     val_loader = make_loader(val_set, config.data, config.eval.batch_size, False)
-    steps_per_epoch = len(train_loader)
+    steps_per_epoch = -(-len(train_loader) // config.train.accumulate_steps)  # optimiser steps
     schedule = LRSchedule(
         optimizer,
         config.optim,
         total_steps=steps_per_epoch * config.train.epochs,
         warmup_steps=round(config.optim.warmup_epochs * steps_per_epoch),
     )
+    trainer = TrainStep(
+        model,
+        loss_fn,
+        optimizer,
+        schedule,
+        device,
+        amp_dtype=resolve_amp(config.train.amp, device),
+        grad_clip=config.optim.grad_clip,
+        accumulate_steps=config.train.accumulate_steps,
+        aux_weight=config.loss.aux_weight,
+        ema=ModelEMA(model, config.train.ema_decay) if config.train.ema_decay else None,
+        forward=torch.compile(model) if config.train.compile else None,
+    )
+    # What is validated and saved: the EMA weights when enabled, else the model itself.
+    evaluated = trainer.ema.module if trainer.ema else model
     state = _TrainState()
     if resumed is not None:
-        model.load_state_dict(resumed["state_dict"])
+        model.load_state_dict(resumed.get("train_state_dict", resumed["state_dict"]))
+        evaluated.load_state_dict(resumed["state_dict"])
         optimizer.load_state_dict(resumed["optimizer"])
         schedule.load_state_dict(resumed["schedule"])
+        trainer.scaler.load_state_dict(resumed["scaler"])
         state = _TrainState.from_checkpoint(resumed)
         run_dir = Path(resume).parent
         console.print(f"resuming {run_dir} after epoch {state.epoch}")
@@ -109,7 +129,7 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     def checkpoint(epoch: int, with_training_state: bool) -> dict[str, Any]:
         payload = {
             "model": model_record(config, classes.num_classes, in_channels),
-            "state_dict": model.state_dict(),
+            "state_dict": evaluated.state_dict(),
             "classes": classes.to_dict(),
             "config": config.to_plain(),
             "epoch": epoch,
@@ -117,26 +137,25 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
         }
         if with_training_state:
             payload.update(
-                optimizer=optimizer.state_dict(), schedule=schedule.state_dict(), **state.to_dict()
+                optimizer=optimizer.state_dict(),
+                schedule=schedule.state_dict(),
+                scaler=trainer.scaler.state_dict(),
+                **state.to_dict(),
             )
+            if trainer.ema is not None:
+                payload["train_state_dict"] = model.state_dict()
         return payload
 
     for epoch in range(state.epoch, config.train.epochs):
         _seed_epoch(config.train.seed, epoch, generator)
         record = {"epoch": epoch + 1, "lr": schedule.lr}
-        record |= train_one_epoch(
-            model,
-            train_loader,
-            loss_fn,
-            optimizer,
-            schedule,
-            device,
-            config.optim.grad_clip,
-            description=f"epoch {epoch + 1}/{config.train.epochs}",
+        last_good = f"{run_dir / 'last.pt'} (epoch {epoch})" if epoch else "no checkpoint yet"
+        record |= trainer.run_epoch(
+            train_loader, f"epoch {epoch + 1}/{config.train.epochs}", last_good
         )
         if (epoch + 1) % config.train.val_every == 0 or epoch + 1 == config.train.epochs:
             result = evaluate(
-                model, val_loader, classes.num_classes, classes.ignore_index, device, loss_fn
+                evaluated, val_loader, classes.num_classes, classes.ignore_index, device, loss_fn
             )
             metrics = result.confusion.compute()
             record |= {
@@ -164,10 +183,10 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     return TrainResult(run_dir, state.best_epoch, state.best_metrics)
 
 
-def _resolved_loss_config(config: Config, train_set: SegmentationDataset) -> LossConfig:
-    """`class_weights=auto` becomes the weights computed from the training split."""
+def _auto_class_weights(config: Config, train_set: SegmentationDataset) -> list[float] | None:
+    """`class_weights=auto`: the weights computed from the training split."""
     if config.loss.class_weights != "auto":
-        return config.loss
+        return None
     weights = auto_class_weights(
         train_set, config.loss.class_weighting, lambda items: track(items, "class statistics")
     )
@@ -175,7 +194,7 @@ def _resolved_loss_config(config: Config, train_set: SegmentationDataset) -> Los
         f"{name} {w:.3f}" for name, w in zip(train_set.classes.names, weights, strict=True)
     )
     console.print(f"class weights ({config.loss.class_weighting}): {shown}")
-    return config.loss.model_copy(update={"class_weights": weights})
+    return weights
 
 
 @dataclass
@@ -216,67 +235,6 @@ def _seed_epoch(seed: int, epoch: int, generator: torch.Generator) -> None:
     value = epoch_seed(seed, epoch)
     seed_everything(value)
     generator.manual_seed(value)
-
-
-def train_one_epoch(
-    model: nn.Module,
-    loader: DataLoader,
-    loss_fn: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: LRSchedule,
-    device: torch.device,
-    grad_clip: float | None,
-    aux_weight: float = 0.0,
-    description: str = "train",
-) -> dict[str, float]:
-    """One pass over `loader`; returns the mean loss, throughput and time."""
-    model.train()
-    loss_sum = torch.zeros((), device=device)
-    images_seen = 0
-    start = time.perf_counter()
-    with progress_bar() as progress:
-        task = progress.add_task(description, total=len(loader), info="")
-        for step, (images, masks) in enumerate(loader):
-            images = images.to(device, non_blocking=True)
-            masks = masks.to(device, non_blocking=True)
-            loss = training_loss(loss_fn, model(images), masks, aux_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.detach()
-            images_seen += images.shape[0]
-            if progress.live.is_started and step % 10 == 0:  # .item() syncs: not every step
-                rate = images_seen / (time.perf_counter() - start)
-                info = f"loss {loss_sum.item() / (step + 1):.4f}  {rate:.1f} img/s"
-                progress.update(task, info=info)
-            progress.advance(task)
-    elapsed = time.perf_counter() - start
-    mean_loss = loss_sum.item() / max(1, len(loader))
-    if not math.isfinite(mean_loss):
-        raise SemsegError(
-            f"training loss became {mean_loss}; lower optim.lr or set optim.grad_clip "
-            "(the last completed epoch's last.pt is intact)"
-        )
-    return {
-        "train_loss": mean_loss,
-        "images_per_s": images_seen / elapsed,
-        "epoch_time_s": elapsed,
-    }
-
-
-def training_loss(
-    loss_fn: nn.Module,
-    outputs: torch.Tensor | dict[str, torch.Tensor],
-    masks: torch.Tensor,
-    aux_weight: float,
-) -> torch.Tensor:
-    """The loss of the main logits, plus `aux_weight` times that of an auxiliary head."""
-    if isinstance(outputs, dict):
-        return loss_fn(outputs["out"], masks) + aux_weight * loss_fn(outputs["aux"], masks)
-    return loss_fn(outputs, masks)
 
 
 def _print_epoch(record: dict[str, Any]) -> None:

@@ -1,0 +1,140 @@
+"""Each loss: a hand-computed value, ~0 for a perfect prediction, zero gradient at
+ignore pixels, class weights as defined, and combinations that add up."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semseg.classes import ClassSet
+from semseg.config import LossConfig, load_config
+from semseg.errors import SemsegError
+from semseg.losses import LOSSES, boundary_weights, build_loss
+
+IGNORE = 255
+# Two pixels, two classes: probabilities (0.8, 0.2) for a class-0 pixel and (0.4, 0.6)
+# for a class-1 pixel, and a third pixel that is ignored.
+P = torch.tensor([[0.8, 0.4, 0.5], [0.2, 0.6, 0.5]])
+LOGITS = P.log().view(1, 2, 1, 3)
+TARGET = torch.tensor([[[0, 1, IGNORE]]])
+
+
+def value(name: str, logits=LOGITS, target=TARGET, **params) -> float:
+    return LOSSES[name](logits, target, ignore_index=IGNORE, **params).item()
+
+
+def test_hand_computed_values() -> None:
+    ce = -(math.log(0.8) + math.log(0.6)) / 2
+    assert value("cross_entropy") == pytest.approx(ce)
+    focal = -(0.2**2 * math.log(0.8) + 0.4**2 * math.log(0.6)) / 2
+    assert value("focal", gamma=2.0) == pytest.approx(focal)
+    # Dice per class over valid pixels: class 0: 2*0.8 / (0.8+0.4 + 1); class 1: 2*0.6/(0.8+1)
+    dice = 1 - (2 * 0.8 / 2.2 + 2 * 0.6 / 1.8) / 2
+    assert value("dice", smooth=0.0) == pytest.approx(dice, rel=1e-6)
+    # Tversky class 0: tp .8 fp .4 fn .2; class 1: tp .6 fp .2 fn .4
+    tversky = 1 - (0.8 / (0.8 + 0.3 * 0.4 + 0.7 * 0.2) + 0.6 / (0.6 + 0.3 * 0.2 + 0.7 * 0.4)) / 2
+    assert value("tversky", smooth=0.0) == pytest.approx(tversky, rel=1e-6)
+    # Lovász class 0: errors [0.2 (fg), 0.4 (bg)] sorted [0.4 bg, 0.2 fg]: grads [0.5, 0.5]
+    # class 1: errors [0.2 (bg), 0.4 (fg)] sorted [0.4 fg, 0.2 bg]: grads [1, 0]
+    assert value("lovasz") == pytest.approx(((0.4 * 0.5 + 0.2 * 0.5) + 0.4) / 2)
+    # OHEM keeping the one hardest pixel (-log 0.6) of the two.
+    assert value("ohem", threshold=0.5, min_kept=1) == pytest.approx(-math.log(0.6))
+    # Every valid pixel here is on the boundary: boundary CE equals plain CE.
+    assert value("boundary", boundary_weight=4.0, radius=1) == pytest.approx(ce)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_perfect_prediction_scores_near_zero(name: str) -> None:
+    target = torch.tensor([[[0, 1, 2], [2, 1, IGNORE]]])
+    logits = F.one_hot(torch.where(target == IGNORE, 0, target), 3).permute(0, 3, 1, 2) * 40.0
+    assert value(name, logits.float(), target) < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_ignored_pixels_get_exactly_zero_gradient(name: str) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 6, 7, requires_grad=True)
+    target = torch.randint(0, 3, (2, 6, 7))
+    target[:, :2] = IGNORE
+    LOSSES[name](logits, target, ignore_index=IGNORE).backward()
+    assert logits.grad[:, :, :2].abs().max() == 0
+    assert logits.grad[:, :, 2:].abs().max() > 0
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_all_ignored_batch_is_zero_not_nan(name: str) -> None:
+    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
+    loss = LOSSES[name](logits, torch.full((1, 4, 4), IGNORE), ignore_index=IGNORE)
+    assert loss.item() == 0.0
+    loss.backward()  # still differentiable
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_two_and_many_classes(name: str) -> None:
+    for classes in (2, 7):
+        logits = torch.randn(2, classes, 5, 5)
+        target = torch.randint(0, classes, (2, 5, 5))
+        assert math.isfinite(value(name, logits, target))
+
+
+def test_class_weights_act_as_defined() -> None:
+    weights = torch.tensor([1.0, 3.0])
+    # Weighted CE: weighted mean over pixels.
+    ce = (-math.log(0.8) - 3 * math.log(0.6)) / 4
+    assert value("cross_entropy", weights=weights) == pytest.approx(ce)
+    # Focal: weights play alpha_t, mean over pixels.
+    focal = -(0.2**2 * math.log(0.8) + 3 * 0.4**2 * math.log(0.6)) / 2
+    assert value("focal", weights=weights) == pytest.approx(focal)
+    # Region losses: weighted mean over the present classes.
+    d0, d1 = 1 - 2 * 0.8 / 2.2, 1 - 2 * 0.6 / 1.8
+    assert value("dice", weights=weights, smooth=0.0) == pytest.approx((d0 + 3 * d1) / 4)
+
+
+def test_boundary_band_marks_pixels_near_label_changes() -> None:
+    target = torch.zeros(1, 5, 8, dtype=torch.long)
+    target[:, :, 4:] = 1
+    target[0, 0, 0] = IGNORE
+    near = boundary_weights(target, IGNORE, 2, radius=1)
+    assert near[0, 2].tolist() == [0, 0, 0, 1, 1, 0, 0, 0]
+    assert near[0, 0, 0] == 0  # ignore pixels are never weighted
+
+
+def test_combination_adds_weighted_terms_and_reports_each() -> None:
+    classes = ClassSet(("a", "b"))
+    config = load_config(
+        None,
+        [
+            "loss=[{name: ce}, {name: dice, weight: 0.5, smooth: 0.0},"
+            " {name: focal, weight: 2, gamma: 1}]"
+        ],
+    ).loss
+    loss = build_loss(config, classes)
+    total = loss(LOGITS, TARGET).item()
+    expected = (
+        value("cross_entropy") + 0.5 * value("dice", smooth=0.0) + 2 * value("focal", gamma=1.0)
+    )
+    assert total == pytest.approx(expected)
+    assert set(loss.last_terms) == {"cross_entropy", "dice", "focal"}
+
+
+def test_label_smoothing_and_weights_from_config() -> None:
+    classes = ClassSet(("a", "b"))
+    loss = build_loss(LossConfig(label_smoothing=0.1, class_weights=[1, 3]), classes)
+    reference = F.cross_entropy(
+        LOGITS, TARGET, weight=torch.tensor([1.0, 3.0]), ignore_index=IGNORE, label_smoothing=0.1
+    )
+    assert loss(LOGITS, TARGET).item() == pytest.approx(reference.item())
+
+
+def test_loss_config_errors_name_the_key() -> None:
+    classes = ClassSet(("a", "b", "c"))
+    with pytest.raises(SemsegError, match="2 weights for 3 classes"):
+        build_loss(LossConfig(class_weights=[1, 2]), classes)
+    with pytest.raises(SemsegError, match="'loss.name': unknown loss 'dicee'"):
+        build_loss(LossConfig(name="dicee"), classes)
+    bad_param = load_config(None, ["loss=[{name: focal, gama: 2}]"]).loss
+    with pytest.raises(SemsegError, match=r"'loss.terms\[0\]': focal has no parameter gama"):
+        build_loss(bad_param, classes)
