@@ -37,7 +37,8 @@ class TrainStep:
     scaler: torch.amp.GradScaler = field(init=False)
 
     def __post_init__(self) -> None:
-        self.forward = self.forward or self.model
+        if self.forward is None:
+            self.forward = self.model
         # Loss scaling is needed for fp16 only; bf16 has fp32's exponent range.
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.amp_dtype == torch.float16

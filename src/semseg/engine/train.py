@@ -41,6 +41,7 @@ from semseg.engine.rundir import (
 from semseg.engine.runtime import deterministic_mode, epoch_seed, resolve_device, seed_everything
 from semseg.engine.schedule import LRSchedule, build_optimizer
 from semseg.engine.step import TrainStep
+from semseg.engine.tensorboard import TensorBoardLog
 from semseg.errors import SemsegError
 from semseg.losses import build_loss
 from semseg.models import build_model
@@ -125,6 +126,7 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())
     write_json(run_dir / "env.json", environment_record(device, train_set.fingerprint()))
     write_metrics_log(run_dir / "metrics.jsonl", state.history)
+    board = TensorBoardLog(run_dir / "tensorboard") if config.train.tensorboard else None
 
     def checkpoint(epoch: int, with_training_state: bool) -> dict[str, Any]:
         payload = {
@@ -177,6 +179,8 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
         state.history.append(record)
         _print_epoch(record)
         write_metrics_log(run_dir / "metrics.jsonl", state.history)
+        if board is not None:
+            board.write(record)
         save_checkpoint(run_dir / "last.pt", checkpoint(epoch + 1, True))
 
     _finish(run_dir, config, classes, state, val_set, device)

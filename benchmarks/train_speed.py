@@ -1,0 +1,96 @@
+"""Training throughput of semseg's training step, with and without each speed option.
+
+Runs TrainStep (the code `semseg train` uses) on random images and labels held in memory,
+so the figures measure the step itself, not data loading. Prints JSON.
+
+    python benchmarks/train_speed.py                       # unet_small, 256 px crops
+    python benchmarks/train_speed.py --model lraspp --crop 360 --batch 8 --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+
+from semseg.classes import ClassSet
+from semseg.config import LossConfig, OptimConfig
+from semseg.engine.precision import cpu_has_fast_bf16
+from semseg.engine.schedule import LRSchedule, build_optimizer
+from semseg.engine.step import TrainStep
+from semseg.losses import build_loss
+from semseg.models import build_model
+
+NUM_CLASSES = 11
+
+
+def images_per_second(
+    args: argparse.Namespace, channels_last: bool, amp: bool, compiled: bool
+) -> float:
+    torch.manual_seed(0)
+    model = build_model(args.model, NUM_CLASSES)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, OptimConfig())
+    step = TrainStep(
+        model,
+        build_loss(LossConfig(), ClassSet(tuple(f"c{i}" for i in range(NUM_CLASSES)))),
+        optimizer,
+        LRSchedule(optimizer, OptimConfig(), total_steps=1000, warmup_steps=0),
+        torch.device("cpu"),
+        amp_dtype=torch.bfloat16 if amp else None,
+        forward=torch.compile(model) if compiled else None,
+    )
+    images = torch.randn(args.batch, 3, args.crop, args.crop)
+    masks = torch.randint(0, NUM_CLASSES, (args.batch, args.crop, args.crop))
+    warmup = [(images, masks)] * (3 if compiled else 2)
+    step.run_epoch(warmup, "warm-up", "")
+    start = time.perf_counter()
+    step.run_epoch([(images, masks)] * args.steps, "measure", "")
+    return args.batch * args.steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="unet_small")
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    args = parser.parse_args()
+    variants = {
+        "fp32 contiguous": (False, False, False),
+        "fp32 channels_last": (True, False, False),
+        "bf16 contiguous": (False, True, False),
+        "bf16 channels_last (default)": (True, True, False),
+    }
+    if args.compile:
+        variants["bf16 channels_last + compile"] = (True, True, True)
+    results = {name: round(images_per_second(args, *flags), 2) for name, flags in variants.items()}
+    baseline = results["fp32 contiguous"]
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "crop": args.crop,
+                "batch": args.batch,
+                "steps": args.steps,
+                "cpu_count": os.cpu_count(),
+                "threads": torch.get_num_threads(),
+                "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+                "torch": torch.__version__,
+                "train_images_per_s": results,
+                "speedup_vs_fp32_contiguous": {
+                    k: round(v / baseline, 2) for k, v in results.items()
+                },
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""Training-step options: loss terms in the log, accumulation, EMA, mixed precision,
+non-finite losses, TensorBoard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import semseg
+from semseg.config import Config
+from semseg.engine.checkpoint import load_checkpoint
+from semseg.engine.precision import resolve_amp
+from semseg.errors import SemsegError
+
+
+def _history(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+
+
+def _configured(config: Config, **changes) -> Config:
+    config = config.model_copy(deep=True)
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        setattr(getattr(config, section), key, value)
+    return config
+
+
+def test_combined_loss_terms_and_lr_are_logged(tiny_config: Config) -> None:
+    config = semseg.load_config(
+        None, ["loss=[{name: ce}, {name: dice, weight: 0.5}]"], base=tiny_config.to_plain()
+    )
+    history = _history(semseg.train(config).run_dir)
+    first = history[0]
+    assert {"train_cross_entropy", "train_dice", "lr", "images_per_s"} <= set(first)
+    assert first["train_loss"] == pytest.approx(
+        first["train_cross_entropy"] + 0.5 * first["train_dice"], rel=1e-4
+    )
+
+
+def test_gradient_accumulation_makes_fewer_optimiser_steps(tiny_config: Config) -> None:
+    # 16 images, batch 4: 4 batches per epoch; accumulating 2 -> 2 optimiser steps.
+    config = _configured(tiny_config, train__accumulate_steps=2, train__epochs=1)
+    last = load_checkpoint(semseg.train(config).run_dir / "last.pt")
+    assert last["schedule"]["step_count"] == 2
+
+
+def test_ema_weights_are_evaluated_saved_and_resumed(tiny_config: Config) -> None:
+    config = _configured(tiny_config, train__ema_decay=0.5, train__epochs=1, train__name="ema")
+    run_dir = semseg.train(config).run_dir
+    last = load_checkpoint(run_dir / "last.pt")
+    assert set(last["state_dict"]) == set(last["train_state_dict"])
+    assert any(
+        not torch.equal(last["state_dict"][k], last["train_state_dict"][k])
+        for k in last["state_dict"]
+        if last["state_dict"][k].is_floating_point()
+    )
+    config.train.epochs = 2
+    resumed = semseg.train(config, resume=run_dir / "last.pt")
+    assert [r["epoch"] for r in _history(resumed.run_dir)] == [1, 2]
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_last_pt(
+    tiny_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from semseg import losses
+
+    real = losses.cross_entropy
+    calls = {"count": 0}
+
+    def nan_in_epoch_two(logits, target, **kwargs):
+        calls["count"] += 1
+        value = real(logits, target, **kwargs)
+        return value * float("nan") if calls["count"] == 4 + 3 else value
+
+    monkeypatch.setitem(losses.LOSSES, "cross_entropy", nan_in_epoch_two)
+    config = _configured(tiny_config, train__name="nan", train__val_every=5)
+    with pytest.raises(SemsegError, match=r"non-finite at step 3 of epoch 2/2") as info:
+        semseg.train(config)
+    assert "last.pt (epoch 1) is intact" in str(info.value)
+    last = load_checkpoint(config.train.output_dir / "nan" / "last.pt")
+    assert last["epoch"] == 1
+    assert all(
+        torch.isfinite(t).all() for t in last["state_dict"].values() if t.is_floating_point()
+    )
+
+
+def test_amp_settings_resolve_per_device() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_amp("off", cpu) is None
+    assert resolve_amp("bf16", cpu) is torch.bfloat16
+    assert resolve_amp("auto", cpu) in (None, torch.bfloat16)
+    with pytest.raises(SemsegError, match="fp16 needs CUDA"):
+        resolve_amp("fp16", cpu)
+
+
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_training_runs_in_each_precision_and_layout(tiny_config: Config, amp: str) -> None:
+    for channels_last in (False, True):
+        config = _configured(
+            tiny_config,
+            train__amp=amp,
+            train__channels_last=channels_last,
+            train__epochs=1,
+            train__name=f"{amp}-{channels_last}",
+        )
+        result = semseg.train(config)
+        assert _history(result.run_dir)[0]["train_loss"] > 0
+
+
+def test_tensorboard_log(tiny_config: Config) -> None:
+    pytest.importorskip("tensorboard")
+    config = _configured(tiny_config, train__tensorboard=True, train__epochs=1)
+    run_dir = semseg.train(config).run_dir
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_torch_compile_trains(tiny_config: Config) -> None:
+    config = _configured(tiny_config, train__compile=True, train__epochs=1)
+    assert _history(semseg.train(config).run_dir)[0]["train_loss"] > 0
