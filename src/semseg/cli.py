@@ -72,11 +72,35 @@ def evaluate(
     out: Annotated[
         Path | None, typer.Option(help="JSON summary path (default: eval.json beside it)")
     ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="also write an HTML report into this folder")
+    ] = None,
+    worst: Annotated[int, typer.Option(min=0, max=50, help="worst images in the report")] = 6,
 ) -> None:
-    """Evaluate a checkpoint: per-class table and a JSON summary."""
+    """Evaluate a checkpoint: per-class table (with boundary F1), JSON summary, report.
+
+    Inference follows eval.* keys: eval.mode=slide eval.crop_size=512 eval.stride=341,
+    eval.scales=[0.75,1,1.25] eval.flip=true."""
     from semseg.commands import run_eval
 
-    run_eval(checkpoint, config, overrides, split, out)
+    run_eval(checkpoint, config, overrides, split, out, report, worst)
+
+
+@app.command()
+def score(
+    pred: Annotated[Path, typer.Option(help="folder of predicted masks (NAME.png)")],
+    gt: Annotated[Path, typer.Option(help="folder of ground-truth masks (NAME.png)")],
+    classes: Annotated[Path, typer.Option(help="classes.yaml (names, ignore_index)")],
+    out: Annotated[Path | None, typer.Option(help="write the JSON summary here")] = None,
+    rgb: Annotated[bool, typer.Option(help="predictions are palette colours")] = False,
+    tolerance: Annotated[
+        float, typer.Option(help="boundary F1 tolerance, fraction of the diagonal")
+    ] = 0.0075,
+) -> None:
+    """Score predicted masks against ground truth with no model (any tool's output)."""
+    from semseg.commands import run_score
+
+    run_score(pred, gt, classes, out, rgb, tolerance)
 
 
 @app.command()
@@ -86,11 +110,32 @@ def predict(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("predictions"),
     overlays: Annotated[bool, typer.Option(help="also write NAME_overlay.png")] = True,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: auto)")] = None,
+    tile: Annotated[
+        int | None, typer.Option(help="sliding window with this tile size (1/3 overlap)")
+    ] = None,
+    flip: Annotated[bool, typer.Option(help="test-time horizontal flip")] = False,
+    scales: Annotated[str | None, typer.Option(help="test-time scales, e.g. 0.75,1,1.25")] = None,
 ) -> None:
     """Predict masks: palette index PNGs and colour overlays."""
     from semseg.commands import run_predict
+    from semseg.engine.inference import InferenceSettings
 
-    run_predict(checkpoint, inputs, out, overlays, device)
+    inference = None
+    if tile or flip or scales:
+        parsed = _parse_scales(scales) if scales else (1.0,)
+        slide = {"mode": "slide", "crop": (tile, tile), "stride": (tile * 2 // 3,) * 2}
+        inference = InferenceSettings(**(slide if tile else {}), scales=parsed, flip=flip)
+    run_predict(checkpoint, inputs, out, overlays, device, inference)
+
+
+def _parse_scales(text: str) -> tuple[float, ...]:
+    try:
+        scales = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise SemsegError(f"--scales {text!r}: expected numbers like 0.75,1,1.25") from None
+    if not scales or min(scales) <= 0:
+        raise SemsegError(f"--scales {text!r}: scales must be > 0")
+    return scales
 
 
 @app.command()

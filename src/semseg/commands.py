@@ -6,19 +6,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
+from semseg.boundary import BoundaryMetrics
+from semseg.classes import ClassSet
 from semseg.config import Config, load_config
-from semseg.console import class_table, console, progress_bar, summary_line
+from semseg.console import class_table, console, progress_bar, summary_line, track
 from semseg.data import eval_dataset, make_loader
-from semseg.data.io import IMAGE_EXTENSIONS
+from semseg.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, read_mask
+from semseg.data.labels import LabelDecoder
+from semseg.data.listing import files_by_stem
 from semseg.data.registry import val_split_name
 from semseg.engine.checkpoint import checkpoint_classes, load_checkpoint, model_from_checkpoint
-from semseg.engine.evaluate import evaluate
+from semseg.engine.evaluate import evaluate, sample_predictions
+from semseg.engine.inference import InferenceSettings
 from semseg.engine.predictor import load, to_image_tensor
 from semseg.engine.rundir import write_json
 from semseg.engine.runtime import resolve_device
 from semseg.errors import SemsegError
+from semseg.metrics import ConfusionMatrix, per_image_miou
+from semseg.report import write_report
 from semseg.viz import overlay
 
 
@@ -35,9 +43,12 @@ def run_eval(
     overrides: list[str] | None = None,
     split: str | None = None,
     out: Path | None = None,
+    report: Path | None = None,
+    worst: int = 6,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on a split (default: the validation split); print the per-class
-    table and write the JSON summary (default: eval.json beside the checkpoint)."""
+    """Evaluate a checkpoint on a split (default: the validation split) with the
+    configured inference mode; print the per-class table, write the JSON summary (default:
+    eval.json beside the checkpoint) and, with `report`, the HTML report."""
     payload = load_checkpoint(checkpoint_path)
     config = evaluation_config(payload, config_file, overrides or [])
     classes = checkpoint_classes(payload)
@@ -51,24 +62,78 @@ def run_eval(
     model = model_from_checkpoint(payload, checkpoint_path).to(device)
     loader = make_loader(dataset, config.data, config.eval.batch_size, shuffle=False)
     split_name = split or val_split_name(config.data)
-    result = evaluate(model, loader, classes.num_classes, classes.ignore_index, device)
-    metrics = result.confusion.compute()
-    console.print(class_table(metrics, classes.names, f"{checkpoint_path} on {split_name}"))
+    settings = InferenceSettings.from_config(config.eval, device)
+    result = evaluate(
+        model,
+        loader,
+        classes.num_classes,
+        classes.ignore_index,
+        device,
+        settings=settings,
+        boundary_tolerance=config.eval.boundary_tolerance,
+    )
+    metrics = result.confusion.compute() | result.boundary.compute()
+    metrics["per_image_miou"] = distribution(result.image_miou)
+    title = f"{checkpoint_path} on {split_name}"
+    console.print(class_table(metrics, classes.names, title))
     console.print(summary_line(metrics))
     summary = {
         "checkpoint": str(checkpoint_path),
         "split": split_name,
         "images": len(dataset),
         "dataset_fingerprint": dataset.fingerprint(),
+        "inference": settings.describe(),
         "class_names": list(classes.names),
         "metrics": metrics,
-        "nan_rule": "null marks a class absent from both ground truth and prediction; "
-        "it is left out of the means",
+        "nan_rule": NAN_RULE,
     }
     out = out or Path(checkpoint_path).with_name("eval.json")
     write_json(out, summary)
     console.print(f"wrote {out}")
+    if report is not None:
+        ranked = sorted((v, i) for i, v in enumerate(result.image_miou) if v == v)[:worst]
+        rows = sample_predictions(model, dataset, [i for _, i in ranked], settings, device)
+        worst_rows = [
+            (dataset.sample_name(i), v, row) for (v, i), row in zip(ranked, rows, strict=True)
+        ]
+        page = write_report(
+            report,
+            title,
+            classes,
+            metrics,
+            result.confusion.matrix.cpu().numpy(),
+            result.image_miou,
+            worst_rows,
+            {
+                "checkpoint": checkpoint_path,
+                "split": split_name,
+                "images": len(dataset),
+                "inference": settings.describe(),
+                "dataset fingerprint": summary["dataset_fingerprint"],
+            },
+        )
+        console.print(f"report: {page}")
     return summary
+
+
+NAN_RULE = (
+    "null marks a class absent from both ground truth and prediction; it is left out of the means"
+)
+
+
+def distribution(values: list[float]) -> dict[str, Any]:
+    """Summary of per-image scores (NaN images, with nothing labelled, left out)."""
+    finite = np.array([v for v in values if v == v])
+    if not finite.size:
+        return {"images": 0}
+    return {
+        "images": int(finite.size),
+        "mean": float(finite.mean()),
+        "median": float(np.median(finite)),
+        "p10": float(np.percentile(finite, 10)),
+        "p90": float(np.percentile(finite, 90)),
+        "min": float(finite.min()),
+    }
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
@@ -93,9 +158,10 @@ def run_predict(
     out_dir: Path,
     overlays: bool = True,
     device: str | None = None,
+    inference: InferenceSettings | None = None,
 ) -> list[Path]:
     """Write OUT/NAME.png (palette PNG of class indices) and OUT/NAME_overlay.png."""
-    predictor = load(checkpoint_path, device=device)
+    predictor = load(checkpoint_path, device=device, inference=inference)
     files = expand_inputs(inputs)
     classes = predictor.classes
     if classes.num_classes > 256:
@@ -119,3 +185,65 @@ def run_predict(
             progress.advance(task)
     console.print(f"wrote {len(written)} mask(s) to {out_dir}")
     return written
+
+
+def run_score(
+    pred_dir: Path,
+    gt_dir: Path,
+    classes_file: Path,
+    out: Path | None = None,
+    pred_rgb: bool = False,
+    tolerance: float = 0.0075,
+) -> dict[str, Any]:
+    """Score a folder of predicted masks against ground truth, with no model: any tool's
+    predictions. Files pair by stem; every ground-truth mask needs a prediction."""
+    classes = ClassSet.from_yaml(classes_file)
+    for folder in (pred_dir, gt_dir):
+        if not folder.is_dir():
+            raise SemsegError(f"{folder}: folder not found; pass folders of mask PNGs")
+    truths = files_by_stem(gt_dir, MASK_EXTENSIONS)
+    preds = files_by_stem(pred_dir, MASK_EXTENSIONS)
+    missing = sorted(set(truths) - set(preds))
+    if not truths:
+        raise SemsegError(f"{gt_dir}: no ground-truth masks ({', '.join(MASK_EXTENSIONS)})")
+    if missing:
+        raise SemsegError(
+            f"{pred_dir}: {len(missing)} ground-truth mask(s) have no prediction, e.g. "
+            f"{missing[0]}; name predictions like the ground truth (NAME.png)"
+        )
+    truth_decoder = LabelDecoder(classes)
+    pred_decoder = LabelDecoder(classes, rgb=pred_rgb)
+    confusion = ConfusionMatrix(classes.num_classes, classes.ignore_index)
+    boundary = BoundaryMetrics(classes.num_classes, classes.ignore_index, tolerance)
+    image_miou = []
+    for name in track(sorted(truths), "scoring"):
+        truth = torch.from_numpy(truth_decoder.decode(*read_mask(truths[name]), truths[name]))
+        pred = torch.from_numpy(pred_decoder.decode(*read_mask(preds[name]), preds[name]))
+        if pred.shape != truth.shape:
+            raise SemsegError(
+                f"{preds[name]}: prediction is {pred.shape[1]}x{pred.shape[0]}, ground truth "
+                f"{truth.shape[1]}x{truth.shape[0]} (WxH); predict at the label resolution"
+            )
+        pred, truth = pred.long()[None], truth.long()[None]
+        confusion.update(pred, truth)
+        boundary.update(pred, truth)
+        image_miou += per_image_miou(pred, truth, classes.num_classes, classes.ignore_index)
+    metrics = confusion.compute() | boundary.compute()
+    metrics["per_image_miou"] = distribution([float(v) for v in image_miou])
+    console.print(class_table(metrics, classes.names, f"{pred_dir} against {gt_dir}"))
+    console.print(summary_line(metrics))
+    extra = sorted(set(preds) - set(truths))
+    if extra:
+        console.print(f"note: {len(extra)} prediction(s) without ground truth were not scored")
+    summary = {
+        "predictions": str(pred_dir),
+        "ground_truth": str(gt_dir),
+        "images": len(truths),
+        "class_names": list(classes.names),
+        "metrics": metrics,
+        "nan_rule": NAN_RULE,
+    }
+    if out is not None:
+        write_json(out, summary)
+        console.print(f"wrote {out}")
+    return summary

@@ -214,6 +214,24 @@ class TrainConfig(_Section):
 
 class EvalConfig(_Section):
     batch_size: int = Field(4, ge=1)
+    mode: Literal["whole", "slide"] = Field("whole", description="whole image or tiles")
+    crop_size: int | tuple[int, int] = Field(512, description="slide: tile size")
+    stride: int | tuple[int, int] = Field(341, description="slide: step between tiles")
+    tile_batch: int | Literal["auto"] = Field(
+        "auto", description="slide: tiles per forward pass; auto: 8 on CUDA, 1 on CPU"
+    )
+    scales: list[float] = Field([1.0], description="test-time scales, e.g. [0.75, 1, 1.25]")
+    flip: bool = Field(False, description="test-time horizontal flip")
+    boundary_tolerance: float = Field(
+        0.0075, gt=0, lt=1, description="boundary F1 tolerance, fraction of the diagonal"
+    )
+
+    @field_validator("scales")
+    @classmethod
+    def _positive_scales(cls, value: list[float]) -> list[float]:
+        if not value or any(scale <= 0 for scale in value):
+            raise ValueError("needs at least one scale, all > 0")
+        return value
 
 
 class Config(_Section):

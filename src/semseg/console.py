@@ -52,26 +52,33 @@ def _percent(value: float) -> str:
 def class_table(metrics: dict[str, Any], names: Sequence[str], title: str) -> Table:
     """Per-class IoU / Dice / precision / recall in percent, with the ground-truth pixels;
     '-' marks NaN (class absent, see the metric rules)."""
+    boundary = "boundary_f1" in metrics
     table = Table(title=title, title_justify="left")
     table.add_column("class")
-    for column in ("IoU", "Dice", "precision", "recall", "pixels"):
+    columns = ["IoU", "Dice", "precision", "recall"] + (["BF"] if boundary else []) + ["pixels"]
+    for column in columns:
         table.add_column(column, justify="right")
     for index, name in enumerate(names):
-        table.add_row(
-            name,
-            _percent(metrics["iou"][index]),
-            _percent(metrics["dice"][index]),
-            _percent(metrics["precision"][index]),
-            _percent(metrics["recall"][index]),
-            f"{metrics['support'][index]:,}",
-        )
+        cells = [metrics[key][index] for key in ("iou", "dice", "precision", "recall")]
+        if boundary:
+            cells.append(metrics["boundary_f1"][index])
+        table.add_row(name, *map(_percent, cells), f"{metrics['support'][index]:,}")
     table.add_section()
-    table.add_row("mean", _percent(metrics["miou"]), _percent(metrics["mean_dice"]), "", "", "")
+    means = [_percent(metrics["miou"]), _percent(metrics["mean_dice"]), "", ""]
+    if boundary:
+        means.append(_percent(metrics["mean_boundary_f1"]))
+    table.add_row("mean", *means, "")
     return table
 
 
 def summary_line(metrics: dict[str, Any]) -> str:
-    return (
+    line = (
         f"mIoU {_percent(metrics['miou'])}  pixel acc {_percent(metrics['pixel_accuracy'])}  "
         f"mean acc {_percent(metrics['mean_accuracy'])}  FWIoU {_percent(metrics['fwiou'])}"
     )
+    if "mean_boundary_f1" in metrics:
+        line += (
+            f"  boundary F1 {_percent(metrics['mean_boundary_f1'])}  "
+            f"boundary IoU {_percent(metrics['mean_boundary_iou'])}"
+        )
+    return line

@@ -94,3 +94,22 @@ def _nanmean(values: torch.Tensor) -> float:
 
 def _scalar(value: torch.Tensor) -> float:
     return float(value.item())
+
+
+def per_image_miou(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255
+) -> torch.Tensor:
+    """mIoU of each image of a batch (NaN rule per image), from one batched bincount."""
+    n = num_classes
+    count = pred.shape[0]
+    target = target.reshape(count, -1).long()
+    pred = pred.reshape(count, -1).long().to(target.device)
+    valid = (target != ignore_index) & (target >= 0) & (target < n)
+    image = torch.arange(count, device=target.device).unsqueeze(1).expand_as(target)
+    index = (image * n * n + target * n + pred)[valid]
+    matrices = torch.bincount(index, minlength=count * n * n).reshape(count, n, n).double()
+    tp = matrices.diagonal(dim1=1, dim2=2)
+    union = matrices.sum(1) + matrices.sum(2) - tp
+    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.nan)
+    present = ~iou.isnan()
+    return torch.where(present.any(1), iou.nan_to_num().sum(1) / present.sum(1), torch.nan)

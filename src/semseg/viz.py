@@ -83,9 +83,16 @@ def save_curves_figure(path: Path, history: Sequence[dict[str, Any]]) -> None:
     epochs = [record["epoch"] for record in history]
     loss_axis.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train")
     validated = [r for r in history if "val_miou" in r]
+    with_loss = [r for r in validated if r.get("val_loss") is not None]
+    if with_loss:
+        loss_axis.plot(
+            [r["epoch"] for r in with_loss],
+            [r["val_loss"] for r in with_loss],
+            marker="o",
+            label="val",
+        )
     if validated:
         val_epochs = [r["epoch"] for r in validated]
-        loss_axis.plot(val_epochs, [r["val_loss"] for r in validated], marker="o", label="val")
         miou_axis.plot(
             val_epochs, [100 * r["val_miou"] for r in validated], marker="o", color="tab:green"
         )
@@ -128,4 +135,104 @@ def save_preview_figure(
         frameon=False,
     )
     figure.tight_layout(rect=(0, 0.5 / (1.7 * rows + 0.6), 1, 1))
+    _save(figure, path)
+
+
+def error_map(truth: np.ndarray, prediction: np.ndarray, ignore_index: int) -> np.ndarray:
+    """Green where right, red where wrong, grey where the label is ignored."""
+    colours = np.zeros((*truth.shape, 3), dtype=np.uint8)
+    colours[truth == prediction] = (40, 170, 70)
+    colours[truth != prediction] = (220, 40, 40)
+    colours[truth == ignore_index] = (150, 150, 150)
+    return colours
+
+
+def save_error_figure(
+    path: Path,
+    rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    classes: ClassSet,
+    titles: Sequence[str],
+) -> None:
+    """One row per sample: image | ground truth | prediction | error map."""
+    figure, axes = plt.subplots(len(rows), 4, figsize=(12, 3 * len(rows)), squeeze=False)
+    for row, (image, truth, prediction) in enumerate(rows):
+        panels = (
+            image.squeeze(-1) if image.shape[-1] == 1 else image,
+            colorize(truth, classes),
+            colorize(prediction, classes),
+            error_map(truth, prediction, classes.ignore_index),
+        )
+        for column, (panel, label) in enumerate(
+            zip(panels, ("image", "ground truth", "prediction", "errors"), strict=True)
+        ):
+            axis = axes[row, column]
+            axis.imshow(panel, interpolation="nearest", cmap="gray" if panel.ndim == 2 else None)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_title(f"{titles[row]}: {label}" if column == 0 else label, fontsize=9)
+    figure.legend(
+        handles=legend_handles(classes),
+        loc="lower center",
+        ncol=min(6, classes.num_classes + 1),
+        fontsize=8,
+        frameon=False,
+    )
+    figure.tight_layout(rect=(0, 0.06 if len(rows) > 1 else 0.12, 1, 1))
+    _save(figure, path)
+
+
+def save_confusion_figure(path: Path, matrix: np.ndarray, names: Sequence[str]) -> None:
+    """Rows normalised to 1: each row shows where a true class's pixels went (recall)."""
+    totals = matrix.sum(1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    size = max(4.0, 0.45 * len(names) + 2)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    axis.set_yticks(range(len(names)), names, fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("ground truth")
+    if len(names) <= 25:
+        for i in range(len(names)):
+            for j in range(len(names)):
+                value = normalised[i, j]
+                if value >= 0.005:
+                    axis.text(
+                        j,
+                        i,
+                        f"{100 * value:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if value > 0.5 else "black",
+                    )
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    axis.set_title("confusion matrix (% of each true class)")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def save_iou_bars(path: Path, iou: Sequence[float], names: Sequence[str]) -> None:
+    figure, axis = plt.subplots(figsize=(8, max(2.5, 0.3 * len(names) + 1)))
+    values = [0 if v is None or np.isnan(v) else 100 * v for v in iou]
+    axis.barh(range(len(names)), values, color="tab:blue")
+    axis.set_yticks(range(len(names)), names, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 100)
+    axis.set_xlabel("IoU (%)")
+    for index, value in enumerate(values):
+        axis.text(value + 1, index, f"{value:.1f}", va="center", fontsize=7)
+    axis.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def save_histogram(path: Path, values: Sequence[float], label: str) -> None:
+    figure, axis = plt.subplots(figsize=(6, 3))
+    finite = [100 * v for v in values if v is not None and not np.isnan(v)]
+    axis.hist(finite, bins=20, range=(0, 100), color="tab:purple")
+    axis.set_xlabel(label)
+    axis.set_ylabel("images")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
     _save(figure, path)

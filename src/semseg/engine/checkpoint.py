@@ -90,12 +90,24 @@ def model_from_checkpoint(payload: dict[str, Any], path: Path | str = "checkpoin
     model = build_model(
         record["name"], record["num_classes"], record["in_channels"], **record["options"]
     )
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
-        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+    own = model.state_dict()
+    given = payload["state_dict"]
+    missing = [key for key in own if key not in given]
+    unexpected = [key for key in given if key not in own]
+    misshaped = [k for k in own if k in given and given[k].shape != own[k].shape]
+    if missing or unexpected or misshaped:
+        problems = [
+            f"{len(keys)} {what} (e.g. {', '.join(keys[:2])})"
+            for keys, what in (
+                (missing, "missing"),
+                (unexpected, "unexpected"),
+                (misshaped, "mis-shaped"),
+            )
+            if keys
+        ]
         raise SemsegError(
-            f"{path}: weights do not fit model {record['name']!r} ({first}); "
+            f"{path}: weights do not fit model {record['name']!r} ({'; '.join(problems)}); "
             "the file may be damaged or from an incompatible semseg version"
-        ) from None
+        )
+    model.load_state_dict(given)
     return model

@@ -1,22 +1,29 @@
-"""Evaluation: run the inferencer over a loader into one ConfusionMatrix."""
+"""Evaluation: run the inferencer over a loader into one ConfusionMatrix (and, for the
+eval command, boundary metrics and per-image mIoU)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from semseg.boundary import BoundaryMetrics
 from semseg.console import progress_bar
-from semseg.engine.inference import predict_logits
-from semseg.metrics import ConfusionMatrix
+from semseg.data.base import SegmentationDataset
+from semseg.engine.inference import InferenceSettings, predict_logits
+from semseg.metrics import ConfusionMatrix, per_image_miou
 
 
 @dataclass
 class EvalResult:
     confusion: ConfusionMatrix
     mean_loss: float | None
+    boundary: BoundaryMetrics | None = None
+    image_miou: list[float] = field(default_factory=list)  # in loader order
 
 
 def evaluate(
@@ -27,22 +34,59 @@ def evaluate(
     device: torch.device,
     loss_fn: nn.Module | None = None,
     description: str = "eval",
+    settings: InferenceSettings | None = None,
+    boundary_tolerance: float | None = None,
 ) -> EvalResult:
-    """Whole-image inference at the stored label resolution; returns the confusion matrix
-    and, when `loss_fn` is given, the loss averaged over batches."""
+    """Inference at the stored label resolution (scores are resized to the labels, never
+    the labels to the scores). `loss_fn` adds the mean loss (single-pass inference only);
+    `boundary_tolerance` adds boundary F1 / IoU and per-image mIoU."""
+    settings = settings or InferenceSettings()
     model.eval()
     confusion = ConfusionMatrix(num_classes, ignore_index, device=device)
+    boundary = None
+    if boundary_tolerance is not None:
+        boundary = BoundaryMetrics(num_classes, ignore_index, boundary_tolerance, device=device)
+    with_loss = loss_fn is not None and not settings.augmented
     loss_sum = torch.zeros((), device=device)
+    image_miou: list[torch.Tensor] = []
     with progress_bar() as progress:
         task = progress.add_task(description, total=len(loader), info="")
         for images, masks in loader:
             images = images.to(device, non_blocking=True)
             masks = masks.to(device, non_blocking=True)
-            logits = predict_logits(model, images)
-            confusion.update(logits.argmax(1), masks)
-            if loss_fn is not None:
-                loss_sum += loss_fn(logits, masks)
+            scores = predict_logits(model, images, settings)
+            if scores.shape[-2:] != masks.shape[-2:]:
+                scores = F.interpolate(
+                    scores.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False
+                )
+            pred = scores.argmax(1)
+            confusion.update(pred, masks)
+            if with_loss:
+                loss_sum += loss_fn(scores, masks)
+            if boundary is not None:
+                boundary.update(pred, masks)
+                image_miou.append(per_image_miou(pred, masks, num_classes, ignore_index))
             progress.advance(task)
     confusion.all_reduce()
-    mean_loss = (loss_sum / max(1, len(loader))).item() if loss_fn is not None else None
-    return EvalResult(confusion, mean_loss)
+    mean_loss = (loss_sum / max(1, len(loader))).item() if with_loss else None
+    per_image = torch.cat(image_miou).tolist() if image_miou else []
+    return EvalResult(confusion, mean_loss, boundary, per_image)
+
+
+def sample_predictions(
+    model: nn.Module,
+    dataset: SegmentationDataset,
+    indices: list[int],
+    settings: InferenceSettings,
+    device: torch.device,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(image H x W x C uint8, truth, prediction) for the given samples, for figures."""
+    model.eval()
+    rows = []
+    for index in indices:
+        image, truth = dataset.load(index)
+        normalised, _ = dataset[index]
+        scores = predict_logits(model, normalised.unsqueeze(0).to(device), settings)
+        prediction = scores.argmax(1)[0].cpu().numpy()
+        rows.append((image.permute(1, 2, 0).numpy(), truth.numpy(), prediction))
+    return rows

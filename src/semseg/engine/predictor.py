@@ -18,7 +18,7 @@ from semseg.engine.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
 )
-from semseg.engine.inference import predict_logits
+from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.engine.runtime import resolve_device
 from semseg.errors import SemsegError
 
@@ -26,15 +26,22 @@ ImageInput = str | Path | Image.Image | np.ndarray
 
 
 class Predictor:
-    """A trained model with its classes and preprocessing."""
+    """A trained model with its classes, preprocessing and inference mode (the
+    checkpoint's eval settings unless `inference` is given)."""
 
     def __init__(
-        self, model: torch.nn.Module, classes: ClassSet, config: Config, device: torch.device
+        self,
+        model: torch.nn.Module,
+        classes: ClassSet,
+        config: Config,
+        device: torch.device,
+        inference: InferenceSettings | None = None,
     ) -> None:
-        self.model = model.to(device).eval()
+        self.model = model.to(device).eval().to(memory_format=torch.channels_last)
         self.classes = classes
         self.config = config
         self.device = device
+        self.inference = inference or InferenceSettings.from_config(config.eval, device)
         self._preprocess = eval_preset(config.data)
 
     def predict(
@@ -45,7 +52,8 @@ class Predictor:
         pixels = to_image_tensor(image, gray=self.config.data.image_mode == "gray")
         dummy_mask = torch.zeros(pixels.shape[1:], dtype=torch.uint8)
         normalised, _ = self._preprocess(pixels, dummy_mask)
-        logits = predict_logits(self.model, normalised.unsqueeze(0).to(self.device))[0]
+        batch = normalised.unsqueeze(0).to(self.device)
+        logits = predict_logits(self.model, batch, self.inference)[0]
         mask = logits.argmax(0).cpu().numpy().astype(np.int64)
         if return_probs:
             return mask, logits.softmax(0).float().cpu().numpy()
@@ -77,8 +85,14 @@ def to_image_tensor(image: ImageInput, gray: bool = False) -> torch.Tensor:
     return rgb
 
 
-def load(path: str | Path, device: str | torch.device | None = None) -> Predictor:
-    """Load a semseg checkpoint (e.g. runs/NAME/best.pt) as a Predictor."""
+def load(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    inference: InferenceSettings | None = None,
+) -> Predictor:
+    """Load a semseg checkpoint (e.g. runs/NAME/best.pt) as a Predictor; `inference`
+    (e.g. InferenceSettings(mode="slide", crop=(512, 512), flip=True)) overrides the
+    checkpoint's eval settings."""
     payload = load_checkpoint(path)
     target = resolve_device(str(device)) if device is not None else resolve_device("auto")
     return Predictor(
@@ -86,4 +100,5 @@ def load(path: str | Path, device: str | torch.device | None = None) -> Predicto
         checkpoint_classes(payload),
         checkpoint_config(payload),
         target,
+        inference,
     )

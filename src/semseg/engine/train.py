@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from semseg.classes import ClassSet
 from semseg.config import Config
@@ -28,8 +27,8 @@ from semseg.engine.checkpoint import (
     save_checkpoint,
 )
 from semseg.engine.ema import ModelEMA
-from semseg.engine.evaluate import evaluate
-from semseg.engine.inference import predict_logits
+from semseg.engine.evaluate import evaluate, sample_predictions
+from semseg.engine.inference import InferenceSettings
 from semseg.engine.precision import resolve_amp
 from semseg.engine.rundir import (
     create_run_dir,
@@ -157,7 +156,13 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
         )
         if (epoch + 1) % config.train.val_every == 0 or epoch + 1 == config.train.epochs:
             result = evaluate(
-                evaluated, val_loader, classes.num_classes, classes.ignore_index, device, loss_fn
+                evaluated,
+                val_loader,
+                classes.num_classes,
+                classes.ignore_index,
+                device,
+                loss_fn,
+                settings=InferenceSettings.from_config(config.eval, device),
             )
             metrics = result.confusion.compute()
             record |= {
@@ -246,8 +251,10 @@ def _print_epoch(record: dict[str, Any]) -> None:
         f"epoch {record['epoch']:>3}  loss {record['train_loss']:.4f}  "
         f"lr {record['lr']:.2e}  {record['images_per_s']:.1f} img/s"
     )
+    if record.get("val_loss") is not None:
+        line += f"  val loss {record['val_loss']:.4f}"
     if "val_miou" in record:
-        line += f"  val loss {record['val_loss']:.4f}  val mIoU {100 * record['val_miou']:.2f}"
+        line += f"  val mIoU {100 * record['val_miou']:.2f}"
     console.print(line)
 
 
@@ -263,9 +270,11 @@ def _finish(
     save_curves_figure(run_dir / "curves.png", state.history)
     best_path = run_dir / "best.pt"
     model = model_from_checkpoint(load_checkpoint(best_path), best_path).to(device).eval()
-    _save_samples(
-        run_dir / "samples.png", model, val_set, classes, config.train.sample_images, device
-    )
+    indices = list(range(min(config.train.sample_images, len(val_set))))
+    settings = InferenceSettings.from_config(config.eval, device)
+    rows = sample_predictions(model, val_set, indices, settings, device)
+    names = [val_set.sample_name(index) for index in indices]
+    save_samples_figure(run_dir / "samples.png", rows, classes, names)
     write_json(
         run_dir / "summary.json",
         {
@@ -282,22 +291,3 @@ def _finish(
     console.print(class_table(state.best_metrics, classes.names, title))
     console.print(summary_line(state.best_metrics))
     console.print(f"run folder: {run_dir}  (best.pt, last.pt, curves.png, samples.png)")
-
-
-def _save_samples(
-    path: Path,
-    model: nn.Module,
-    dataset: SegmentationDataset,
-    classes: ClassSet,
-    count: int,
-    device: torch.device,
-) -> None:
-    rows, names = [], []
-    for index in range(min(count, len(dataset))):
-        image, truth = dataset.load(index)
-        normalised, _ = dataset[index]
-        logits = predict_logits(model, normalised.unsqueeze(0).to(device))
-        prediction = logits.argmax(1)[0].cpu().numpy()
-        rows.append((image.permute(1, 2, 0).numpy(), truth.numpy(), prediction))
-        names.append(dataset.sample_name(index))
-    save_samples_figure(path, rows, classes, names)
