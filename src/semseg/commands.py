@@ -63,6 +63,7 @@ def run_eval(
     loader = make_loader(dataset, config.data, config.eval.batch_size, shuffle=False)
     split_name = split or val_split_name(config.data)
     settings = InferenceSettings.from_config(config.eval, device)
+    tolerance = config.eval.boundary_tolerance if config.eval.boundary_metrics else None
     result = evaluate(
         model,
         loader,
@@ -70,9 +71,11 @@ def run_eval(
         classes.ignore_index,
         device,
         settings=settings,
-        boundary_tolerance=config.eval.boundary_tolerance,
+        boundary_tolerance=tolerance,
     )
-    metrics = result.confusion.compute() | result.boundary.compute()
+    metrics = result.confusion.compute()
+    if result.boundary is not None:
+        metrics |= result.boundary.compute()
     metrics["per_image_miou"] = distribution(result.image_miou)
     title = f"{checkpoint_path} on {split_name}"
     console.print(class_table(metrics, classes.names, title))

@@ -39,7 +39,7 @@ def evaluate(
 ) -> EvalResult:
     """Inference at the stored label resolution (scores are resized to the labels, never
     the labels to the scores). `loss_fn` adds the mean loss (single-pass inference only);
-    `boundary_tolerance` adds boundary F1 / IoU and per-image mIoU."""
+    `boundary_tolerance` adds boundary F1 / IoU. Per-image mIoU comes with every run."""
     settings = settings or InferenceSettings()
     model.eval()
     confusion = ConfusionMatrix(num_classes, ignore_index, device=device)
@@ -63,9 +63,9 @@ def evaluate(
             confusion.update(pred, masks)
             if with_loss:
                 loss_sum += loss_fn(scores, masks)
+            image_miou.append(per_image_miou(pred, masks, num_classes, ignore_index))
             if boundary is not None:
                 boundary.update(pred, masks)
-                image_miou.append(per_image_miou(pred, masks, num_classes, ignore_index))
             progress.advance(task)
     confusion.all_reduce()
     mean_loss = (loss_sum / max(1, len(loader))).item() if with_loss else None
