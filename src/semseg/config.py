@@ -81,6 +81,21 @@ class DataConfig(_Section):
     scale_range: tuple[float, float] = (0.5, 2.0)
     hflip: bool = True
     color_jitter: float = Field(0.2, ge=0, le=1, description="0 turns photometric jitter off")
+    augment: list[dict[str, Any]] | None = Field(
+        None, description="ordered transforms, e.g. [{name: rotate, degrees: 30, p: 0.5}]"
+    )
+    augment_preset: Literal["natural", "driving", "aerial", "medical"] | None = Field(
+        None, description="a named augmentation list (data.augment wins when both are set)"
+    )
+    sampler: Literal["uniform", "rare_class"] = Field(
+        "uniform", description="rare_class: draw images holding rare classes more often"
+    )
+    rare_class_power: float = Field(
+        1.0, ge=0, description="rare_class: 0 uniform, 1 class-balanced, >1 rarest first"
+    )
+    multiscale: tuple[float, float] | None = Field(
+        None, description="random scale per training batch, e.g. [0.75, 1.25]"
+    )
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 

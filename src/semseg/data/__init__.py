@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from functools import partial
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from semseg.console import track
 from semseg.data import ade20k, camvid, cityscapes, coco, folder, oxford_pet, shapes, voc  # noqa: F401
 from semseg.data.base import FileDataset, SegmentationDataset
 from semseg.data.registry import FORMATS, read_split, train_split_name, val_split_name
+from semseg.data.sampling import multiscale, rare_class_sampler
 from semseg.data.transforms import eval_preset, train_preset
 
 
@@ -74,21 +76,38 @@ def make_loader(
     shuffle: bool,
     generator: torch.Generator | None = None,
 ) -> DataLoader:
+    """Training loaders (shuffle=True) honour data.sampler and data.multiscale."""
     workers = resolve_num_workers(data, dataset)
+    collate = pad_collate(dataset.classes.ignore_index)
+    sampler = None
+    if shuffle and data.sampler == "rare_class":
+        sampler = rare_class_sampler(
+            dataset,
+            data.rare_class_power,
+            generator or torch.Generator(),
+            lambda items: track(items, "image class statistics"),
+        )
+    if shuffle and data.multiscale is not None:
+        collate = partial(_multiscale_collate, collate, tuple(data.multiscale))
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         drop_last=shuffle and len(dataset) > batch_size,
         num_workers=workers,
         # Fresh workers each epoch take their seeds from `generator`, which the trainer
         # reseeds per epoch: that keeps a resumed run identical to an uninterrupted one.
         persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
-        collate_fn=pad_collate(dataset.classes.ignore_index),
+        collate_fn=collate,
         generator=generator,
         worker_init_fn=_seed_worker,
     )
+
+
+def _multiscale_collate(collate, scales, batch):
+    return multiscale(collate(batch), scales)
 
 
 def _seed_worker(worker_id: int) -> None:

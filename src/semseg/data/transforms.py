@@ -13,27 +13,9 @@ from typing import Any
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
 from semseg.config import DataConfig
-
-
-class RandomScale(v2.Transform):
-    """Resize by a factor drawn uniformly from `scale_range`, relative to the input size."""
-
-    def __init__(self, scale_range: tuple[float, float]) -> None:
-        super().__init__()
-        self.scale_range = scale_range
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        height, width = v2.query_size(flat_inputs)
-        low, high = self.scale_range
-        factor = low + (high - low) * torch.rand(()).item()
-        return {"size": [max(1, round(height * factor)), max(1, round(width * factor))]}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        # Masks go through `resize` too, which uses nearest neighbour for tv_tensors.Mask.
-        return self._call_kernel(TF.resize, inpt, size=params["size"], antialias=True)
+from semseg.data.augment import PRESETS, build_augmentations
 
 
 class _Preset:
@@ -57,22 +39,47 @@ def _to_normalised_float(data: DataConfig) -> list[v2.Transform]:
     ]
 
 
-def train_preset(data: DataConfig, ignore_index: int) -> _Preset:
-    """Random scale, crop (padded with ignore_index), flip, colour jitter, normalise."""
-    transforms: list[v2.Transform] = [RandomScale(data.scale_range)]
-    transforms.append(
-        v2.RandomCrop(
-            data.crop_size,
-            pad_if_needed=True,
-            fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index},
-        )
-    )
+def default_augment(data: DataConfig) -> list[dict[str, Any]]:
+    """The pipeline without `data.augment`: random scale (data.scale_range), crop padded
+    with ignore (data.crop_size), horizontal flip, colour jitter (data.color_jitter)."""
+    low, high = data.scale_range
+    entries: list[dict[str, Any]] = [
+        {"name": "random_scale", "min": low, "max": high},
+        {"name": "crop", "size": data.crop_size},
+    ]
     if data.hflip:
-        transforms.append(v2.RandomHorizontalFlip())
+        entries.append({"name": "hflip"})
     if data.color_jitter > 0:
         strength = data.color_jitter
-        transforms.append(v2.ColorJitter(strength, strength, strength, hue=min(0.5, strength / 4)))
-    return _Preset(transforms + _to_normalised_float(data))
+        gray = data.image_mode == "gray"  # saturation and hue need colour channels
+        entries.append(
+            {
+                "name": "color_jitter",
+                "brightness": strength,
+                "contrast": strength,
+                "saturation": 0.0 if gray else strength,
+                "hue": 0.0 if gray else min(0.5, strength / 4),
+            }
+        )
+    return entries
+
+
+def augment_entries(data: DataConfig) -> list[dict[str, Any]]:
+    """data.augment, else the named preset, else the default; crops default to crop_size."""
+    if data.augment is not None:
+        entries = data.augment
+    elif data.augment_preset is not None:
+        entries = PRESETS[data.augment_preset]
+    else:
+        return default_augment(data)
+    sized = ("crop", "random_resized_crop")
+    return [{"size": data.crop_size, **e} if e.get("name") in sized else dict(e) for e in entries]
+
+
+def train_preset(data: DataConfig, ignore_index: int) -> _Preset:
+    """The configured augmentation pipeline, then normalisation."""
+    augmentations = build_augmentations(augment_entries(data), ignore_index)
+    return _Preset(augmentations + _to_normalised_float(data))
 
 
 def eval_preset(data: DataConfig) -> _Preset:
