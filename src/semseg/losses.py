@@ -98,13 +98,9 @@ def dice_loss(
     weights: torch.Tensor | None = None,
     smooth: float = 1e-6,
 ) -> torch.Tensor:
-    """1 - soft Dice (softmax), per class over the whole batch (Milletari et al. 2016)."""
-    probs, one_hot, _ = _valid_one_hot(logits, target, ignore_index)
-    dims = (0, 2, 3)
-    intersection = (probs * one_hot).sum(dims)
-    cardinality = probs.sum(dims) + one_hot.sum(dims)
-    dice = (2 * intersection + smooth) / (cardinality + smooth)
-    return _class_mean(1 - dice, one_hot.sum(dims) > 0, weights)
+    """1 - soft Dice (softmax), per class over the whole batch (Milletari et al. 2016):
+    the Tversky loss with alpha = beta = 0.5, as 2 TP / (2 TP + FP + FN)."""
+    return tversky_loss(logits, target, ignore_index, weights, 0.5, 0.5, smooth / 2)
 
 
 def tversky_loss(

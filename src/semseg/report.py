@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 
 from semseg.classes import ClassSet
-from semseg.viz import save_confusion_figure, save_error_figure, save_histogram, save_iou_bars
+from semseg.viz import (
+    save_confusion_figure,
+    save_histogram,
+    save_iou_bars,
+    save_samples_figure,
+)
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -51,11 +56,12 @@ def write_report(
     save_iou_bars(out_dir / "iou.png", metrics["iou"], names)
     save_histogram(out_dir / "image_miou.png", image_miou, "per-image mIoU (%)")
     if worst:
-        save_error_figure(
+        save_samples_figure(
             out_dir / "worst.png",
             [rows for _, _, rows in worst],
             classes,
             [f"{name} ({_pct(miou)}%)" for name, miou, _ in worst],
+            errors=True,
         )
     cards = [
         ("mIoU", metrics["miou"]),

@@ -52,16 +52,24 @@ def save_samples_figure(
     rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     classes: ClassSet,
     names: Sequence[str] | None = None,
+    errors: bool = False,
 ) -> None:
-    """One row per sample: image | ground truth | prediction, with a class legend."""
-    figure, axes = plt.subplots(len(rows), 3, figsize=(9, 3 * len(rows)), squeeze=False)
+    """One row per sample: image | ground truth | prediction (| error map), with a legend."""
+    titles = ["image", "ground truth", "prediction"] + (["errors"] if errors else [])
+    figure, axes = plt.subplots(
+        len(rows), len(titles), figsize=(3 * len(titles), 3 * len(rows)), squeeze=False
+    )
     for row, (image, truth, prediction) in enumerate(rows):
-        panels = (image, colorize(truth, classes), colorize(prediction, classes))
-        for column, (panel, title) in enumerate(
-            zip(panels, ("image", "ground truth", "prediction"), strict=True)
-        ):
+        panels = [
+            image.squeeze(-1) if image.shape[-1] == 1 else image,
+            colorize(truth, classes),
+            colorize(prediction, classes),
+        ]
+        if errors:
+            panels.append(error_map(truth, prediction, classes.ignore_index))
+        for column, (panel, title) in enumerate(zip(panels, titles, strict=True)):
             axis = axes[row, column]
-            axis.imshow(panel, interpolation="nearest")
+            axis.imshow(panel, interpolation="nearest", cmap="gray" if panel.ndim == 2 else None)
             axis.set_xticks([])
             axis.set_yticks([])
             label = f"{names[row]}: {title}" if names and column == 0 else title
@@ -145,40 +153,6 @@ def error_map(truth: np.ndarray, prediction: np.ndarray, ignore_index: int) -> n
     colours[truth != prediction] = (220, 40, 40)
     colours[truth == ignore_index] = (150, 150, 150)
     return colours
-
-
-def save_error_figure(
-    path: Path,
-    rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    classes: ClassSet,
-    titles: Sequence[str],
-) -> None:
-    """One row per sample: image | ground truth | prediction | error map."""
-    figure, axes = plt.subplots(len(rows), 4, figsize=(12, 3 * len(rows)), squeeze=False)
-    for row, (image, truth, prediction) in enumerate(rows):
-        panels = (
-            image.squeeze(-1) if image.shape[-1] == 1 else image,
-            colorize(truth, classes),
-            colorize(prediction, classes),
-            error_map(truth, prediction, classes.ignore_index),
-        )
-        for column, (panel, label) in enumerate(
-            zip(panels, ("image", "ground truth", "prediction", "errors"), strict=True)
-        ):
-            axis = axes[row, column]
-            axis.imshow(panel, interpolation="nearest", cmap="gray" if panel.ndim == 2 else None)
-            axis.set_xticks([])
-            axis.set_yticks([])
-            axis.set_title(f"{titles[row]}: {label}" if column == 0 else label, fontsize=9)
-    figure.legend(
-        handles=legend_handles(classes),
-        loc="lower center",
-        ncol=min(6, classes.num_classes + 1),
-        fontsize=8,
-        frameon=False,
-    )
-    figure.tight_layout(rect=(0, 0.06 if len(rows) > 1 else 0.12, 1, 1))
-    _save(figure, path)
 
 
 def save_confusion_figure(path: Path, matrix: np.ndarray, names: Sequence[str]) -> None:
