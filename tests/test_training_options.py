@@ -121,3 +121,34 @@ def test_tensorboard_log(tiny_config: Config) -> None:
 def test_torch_compile_trains(tiny_config: Config) -> None:
     config = _configured(tiny_config, train__compile=True, train__epochs=1)
     assert _history(semseg.train(config).run_dir)[0]["train_loss"] > 0
+
+
+def test_time_budget_stops_training_and_lays_the_schedule_over_it(tiny_config: Config) -> None:
+    import time
+
+    config = _configured(
+        tiny_config, train__time_budget="3s", train__epochs=10_000, train__name="budget"
+    )
+    start = time.monotonic()
+    result = semseg.train(config)
+    assert time.monotonic() - start < 60
+    history = _history(result.run_dir)
+    last = load_checkpoint(result.run_dir / "last.pt")
+    assert 1 <= len(history) < 10_000 and last["budget_spent_s"] >= 3
+    assert "val_miou" in history[-1]  # the final weights were evaluated
+    lrs = [record["lr"] for record in history]
+    assert lrs[-1] < max(lrs)  # poly decay over the budget
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30m", 1800), ("1h30m", 5400), ("90s", 90), ("2h", 7200), ("45", 45)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    from semseg.engine.budget import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_bad_duration_is_a_config_error() -> None:
+    with pytest.raises(SemsegError, match="'train.time_budget'.*write e.g. 30m"):
+        semseg.load_config(None, ["train.time_budget=soon"])

@@ -192,7 +192,10 @@ class OptimConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=1, description="with time_budget: an upper bound")
+    time_budget: str | None = Field(
+        None, description="wall-clock training budget, e.g. 30m or 1h30m; sets the LR schedule"
+    )
     val_every: int = Field(1, ge=1)
     seed: int = 0
     deterministic: bool = False
@@ -217,6 +220,18 @@ class TrainConfig(_Section):
     def _known_device(cls, value: str) -> str:
         if value not in ("auto", "cpu", "cuda", "mps") and not value.startswith("cuda:"):
             raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @field_validator("time_budget")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            from semseg.engine.budget import parse_duration
+
+            try:
+                parse_duration(value)
+            except SemsegError as err:
+                raise ValueError(str(err).split(": ", 1)[-1]) from None
         return value
 
     @field_validator("name")

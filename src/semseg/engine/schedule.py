@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -27,7 +28,8 @@ def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimiz
 class LRSchedule:
     """Sets the learning rate every step: linear warmup, then the configured decay.
 
-    poly and cosine decay over all training steps; plateau divides the rate by
+    poly and cosine decay over all training steps (or over a time budget, through
+    `progress`); plateau divides the rate by
     `1 / plateau_factor` when validation mIoU has not improved for `plateau_patience`
     validations. The state is plain numbers, saved in checkpoints for exact resumption.
     """
@@ -38,11 +40,13 @@ class LRSchedule:
         optim: OptimConfig,
         total_steps: int,
         warmup_steps: int,
+        progress: Callable[[], float] | None = None,
     ) -> None:
         self.optimizer = optimizer
         self.optim = optim
         self.total_steps = max(1, total_steps)
         self.warmup_steps = warmup_steps
+        self.progress = progress  # e.g. the share of a time budget spent; default: steps
         self.step_count = 0
         self.plateau_reductions = 0
         self.plateau_best = -math.inf
@@ -72,7 +76,7 @@ class LRSchedule:
     def factor(self) -> float:
         step = self.step_count
         warmup = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
-        progress = min(1.0, step / self.total_steps)
+        progress = self.progress() if self.progress else min(1.0, step / self.total_steps)
         schedule = self.optim.schedule
         if schedule == "poly":
             decay = (1 - progress) ** self.optim.poly_power

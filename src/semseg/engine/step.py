@@ -5,6 +5,7 @@ few steps, so the loop never waits on the device for logging."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,17 +45,27 @@ class TrainStep:
             self.device.type, enabled=self.amp_dtype == torch.float16
         )
 
-    def run_epoch(self, loader: DataLoader, description: str, last_good: str) -> dict[str, Any]:
-        """One pass over `loader`; returns the mean loss and its terms, throughput, time."""
+    def run_epoch(
+        self,
+        loader: DataLoader,
+        description: str,
+        last_good: str,
+        stop: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
+        """One pass over `loader` (cut short when `stop()` turns true, e.g. a spent time
+        budget); returns the mean loss and its terms, throughput and time."""
         self.model.train()
         totals: dict[str, torch.Tensor] = {}
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         images_seen = 0
         start = time.perf_counter()
         batches = len(loader)
+        done = 0
         with progress_bar() as progress:
             task = progress.add_task(description, total=batches, info="")
             for step, (images, masks) in enumerate(loader):
+                if stop is not None and stop():
+                    break
                 images = to_model_layout(self.model, images.to(self.device, non_blocking=True))
                 masks = masks.to(self.device, non_blocking=True)
                 with autocast(self.device, self.amp_dtype):
@@ -64,11 +75,16 @@ class TrainStep:
                     (first_bad < 0) & ~torch.isfinite(loss.detach()), step, first_bad
                 )
                 self.scaler.scale(loss / self.accumulate_steps).backward()
-                if (step + 1) % self.accumulate_steps == 0 or step + 1 == batches:
+                if (
+                    (step + 1) % self.accumulate_steps == 0
+                    or step + 1 == batches
+                    or (stop is not None and stop())
+                ):
                     self._optimizer_step()
                 for name, value in terms.items():
                     totals[name] = totals.get(name, 0) + value
                 images_seen += images.shape[0]
+                done = step + 1
                 if step % LOG_EVERY == 0:
                     self._stop_if_non_finite(first_bad, description, last_good)
                     if progress.live.is_started:
@@ -78,7 +94,7 @@ class TrainStep:
                 progress.advance(task)
         self._stop_if_non_finite(first_bad, description, last_good)
         elapsed = time.perf_counter() - start
-        means = {name: value.item() / max(1, batches) for name, value in totals.items()}
+        means = {name: value.item() / max(1, done) for name, value in totals.items()}
         result = {"train_loss": means.pop("loss")}
         result |= {f"train_{name}": value for name, value in means.items()}
         return result | {"images_per_s": images_seen / elapsed, "epoch_time_s": elapsed}

@@ -20,6 +20,7 @@ from semseg.data import (
     train_dataset,
 )
 from semseg.data.stats import auto_class_weights
+from semseg.engine.budget import Budget, parse_duration
 from semseg.engine.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
@@ -88,11 +89,16 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     train_loader = make_loader(train_set, config.data, config.data.batch_size, True, generator)
     val_loader = make_loader(val_set, config.data, config.eval.batch_size, False)
     steps_per_epoch = -(-len(train_loader) // config.train.accumulate_steps)  # optimiser steps
+    budget = None
+    if config.train.time_budget:
+        spent = resumed.get("budget_spent_s", 0.0) if resumed else 0.0
+        budget = Budget(parse_duration(config.train.time_budget), spent_before=spent)
     schedule = LRSchedule(
         optimizer,
         config.optim,
         total_steps=steps_per_epoch * config.train.epochs,
         warmup_steps=round(config.optim.warmup_epochs * steps_per_epoch),
+        progress=budget.progress if budget else None,
     )
     trainer = TrainStep(
         model,
@@ -141,6 +147,7 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
                 optimizer=optimizer.state_dict(),
                 schedule=schedule.state_dict(),
                 scaler=trainer.scaler.state_dict(),
+                budget_spent_s=budget.spent() if budget else 0.0,
                 **state.to_dict(),
             )
             if trainer.ema is not None:
@@ -152,9 +159,13 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
         record = {"epoch": epoch + 1, "lr": schedule.lr}
         last_good = f"{run_dir / 'last.pt'} (epoch {epoch})" if epoch else "no checkpoint yet"
         record |= trainer.run_epoch(
-            train_loader, f"epoch {epoch + 1}/{config.train.epochs}", last_good
+            train_loader,
+            f"epoch {epoch + 1}/{config.train.epochs}",
+            last_good,
+            stop=budget.exhausted if budget else None,
         )
-        if (epoch + 1) % config.train.val_every == 0 or epoch + 1 == config.train.epochs:
+        final = epoch + 1 == config.train.epochs or (budget is not None and budget.exhausted())
+        if (epoch + 1) % config.train.val_every == 0 or final:
             result = evaluate(
                 evaluated,
                 val_loader,
@@ -187,6 +198,12 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
         if board is not None:
             board.write(record)
         save_checkpoint(run_dir / "last.pt", checkpoint(epoch + 1, True))
+        if final:
+            if budget is not None and budget.exhausted():
+                console.print(
+                    f"time budget of {config.train.time_budget} spent after {epoch + 1} epochs"
+                )
+            break
 
     _finish(run_dir, config, classes, state, val_set, device)
     return TrainResult(run_dir, state.best_epoch, state.best_metrics)
