@@ -1,0 +1,90 @@
+"""CamVid benchmark: train configs/camvid.yaml within its time budget on this machine,
+then evaluate on all 233 test images at the full 360x480 labels (void ignored). Prints
+JSON: mIoU, global accuracy, class-average accuracy, per-class IoU, boundary F1,
+training seconds and images/s, inference images/s.
+
+    python benchmarks/camvid.py                          # data in ../shared/data/camvid
+    python benchmarks/camvid.py --root /data/camvid --set train.time_budget=10m
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import semseg
+from semseg.commands import run_eval
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "camvid")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "camvid.yaml")
+    parser.add_argument("--set", nargs="*", default=[], help="extra KEY=VALUE overrides")
+    parser.add_argument("--runs", type=Path, default=None, help="run folder parent")
+    args = parser.parse_args()
+    runs = args.runs or Path(tempfile.mkdtemp(prefix="camvid-"))
+    config = semseg.load_config(
+        args.config, [f"data.root={args.root}", f"train.output_dir={runs}", *args.set]
+    )
+    start = time.perf_counter()
+    result = semseg.train(config)
+    train_seconds = time.perf_counter() - start
+    history = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
+    trained_images = sum(r["images_per_s"] * r["epoch_time_s"] for r in history)
+    # Model selection on val only: best.pt is the best validation checkpoint.
+    start = time.perf_counter()
+    summary = run_eval(
+        result.run_dir / "best.pt",
+        split="test",
+        overrides=["eval.boundary_metrics=true", "eval.batch_size=1"],
+        out=result.run_dir / "test.json",
+    )
+    eval_seconds = time.perf_counter() - start
+    metrics = summary["metrics"]
+    model = semseg.load(result.run_dir / "best.pt").model
+    inference = _inference_images_per_second(model)
+    print(
+        json.dumps(
+            {
+                "test_images": summary["images"],
+                "miou": round(100 * metrics["miou"], 2),
+                "global_accuracy": round(100 * metrics["pixel_accuracy"], 2),
+                "class_average_accuracy": round(100 * metrics["mean_accuracy"], 2),
+                "per_class_iou": {
+                    n: round(100 * v, 2)
+                    for n, v in zip(summary["class_names"], metrics["iou"], strict=True)
+                },
+                "mean_boundary_f1": round(100 * metrics["mean_boundary_f1"], 2),
+                "training_seconds": round(train_seconds, 1),
+                "training_images_per_s": round(
+                    trained_images / sum(r["epoch_time_s"] for r in history), 2
+                ),
+                "epochs": len(history),
+                "best_epoch": result.best_epoch,
+                "inference_images_per_s_360x480": round(inference, 2),
+                "test_eval_seconds_with_boundary_metrics": round(eval_seconds, 1),
+                "cpu_count": os.cpu_count(),
+                "run_dir": str(result.run_dir),
+            },
+            indent=2,
+        )
+    )
+
+
+def _inference_images_per_second(model: torch.nn.Module, repeats: int = 10) -> float:
+    from semseg.models.profile import measure_latency
+
+    return 1 / measure_latency(model, 360, 480, repeats=repeats)
+
+
+if __name__ == "__main__":
+    main()
