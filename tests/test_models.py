@@ -19,22 +19,31 @@ from semseg.models.encoders import TORCHVISION_ENCODERS, build_encoder
 # Tiny variants of every registered model, for the quick tests (same code, small widths
 # or a small encoder). A new model without an entry here fails test_tiny_variants_cover.
 TINY = {
-    "unet": {"base_width": 16},
+    "unet": {"base_width": 16, "aux_head": True},
     "unet_small": {},
     "fcn32s": {"base_width": 8},
-    "fcn16s": {"base_width": 8},
+    "fcn16s": {"base_width": 8, "aux_head": True},
     "fcn8s": {"base_width": 8},
-    "segnet": {"base_width": 8},
+    "segnet": {"base_width": 8, "aux_head": True},
     "deeplabv3": {"encoder": "resnet10t"},
     "deeplabv3plus": {"encoder": "resnet10t", "aux_head": True},
-    "fpn": {"encoder": "resnet10t"},
-    "lraspp": {"encoder": "tv_mobilenet_v3_small"},
-    "segformer_b0": {},
+    "fpn": {"encoder": "resnet10t", "aux_head": True},
+    "lraspp": {"encoder": "tv_mobilenet_v3_small", "aux_head": True},
+    "segformer_b0": {"aux_head": True},
 }
 
 
 def test_tiny_variants_cover_every_registered_model() -> None:
     assert set(TINY) == set(list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_offers_an_auxiliary_head(name: str) -> None:
+    options = {k: v for k, v in TINY[name].items() if k != "aux_head"}
+    model = build_model(name, num_classes=3, aux_head=True, **options).train()
+    output = model(torch.randn(2, 3, 40, 56))
+    assert set(output) == {"out", "aux"} and output["aux"].shape == (2, 3, 40, 56)
+    assert isinstance(model.eval()(torch.randn(1, 3, 40, 56)), torch.Tensor)
 
 
 def _logits(output):

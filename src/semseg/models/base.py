@@ -12,10 +12,20 @@ ModelOutput = torch.Tensor | dict[str, torch.Tensor]
 class SegmentationModel(nn.Module):
     """Subclasses implement `forward_padded` for inputs whose sides are multiples of
     `size_divisor`, returning logits at that padded size; `forward` pads any H x W and
-    crops back. Models with auxiliary heads return {"out": ..., "aux": ...} while training.
+    crops back. With an auxiliary head (`aux_head=True` in every builder) a model returns
+    {"out": ..., "aux": ...} while training, for deep supervision; plain logits otherwise.
     """
 
     size_divisor: int = 1
+
+    def with_aux(self, logits: torch.Tensor, aux_feature: torch.Tensor, images: torch.Tensor):
+        """The model's output: logits, plus the auxiliary head's logits while training."""
+        # Not a class attribute: nn.Module keeps submodules in _modules, and a class-level
+        # `aux = None` would shadow them.
+        head = getattr(self, "aux", None)
+        if head is not None and self.training:
+            return {"out": logits, "aux": resize_to(head(aux_feature), images)}
+        return logits
 
     def forward(self, images: torch.Tensor) -> ModelOutput:
         height, width = images.shape[-2:]
@@ -56,3 +66,11 @@ def resize_to(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.Te
     if tuple(x.shape[-2:]) == size:
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def aux_head(in_channels: int, num_classes: int) -> nn.Sequential:
+    """An FCN head (3x3 conv, BN, ReLU, dropout, 1x1 classifier) for deep supervision."""
+    middle = max(16, in_channels // 4)
+    return nn.Sequential(
+        conv_bn_relu(in_channels, middle), nn.Dropout(0.1), nn.Conv2d(middle, num_classes, 1)
+    )

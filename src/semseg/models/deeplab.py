@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semseg.models.base import SegmentationModel, conv_bn_relu, resize_to
+from semseg.models.base import SegmentationModel, aux_head, conv_bn_relu, resize_to
 from semseg.models.encoders import build_encoder
 from semseg.models.registry import register_model
 
@@ -37,14 +37,6 @@ class ASPP(nn.Module):
         return self.project(torch.cat([branch(x) for branch in self.branches] + [pooled], 1))
 
 
-def _aux_head(in_channels: int, num_classes: int) -> nn.Sequential:
-    return nn.Sequential(
-        conv_bn_relu(in_channels, in_channels // 4),
-        nn.Dropout(0.1),
-        nn.Conv2d(in_channels // 4, num_classes, 1),
-    )
-
-
 class DeepLab(SegmentationModel):
     def __init__(
         self,
@@ -54,7 +46,7 @@ class DeepLab(SegmentationModel):
         output_stride: int,
         plus: bool,
         pretrained: bool,
-        aux_head: bool,
+        use_aux: bool,
     ) -> None:
         super().__init__()
         self.encoder = build_encoder(encoder, in_channels, pretrained, output_stride)
@@ -70,7 +62,7 @@ class DeepLab(SegmentationModel):
         else:
             self.refine = conv_bn_relu(256, 256)
         self.classifier = nn.Conv2d(256, num_classes, 1)
-        self.aux = _aux_head(channels[-2], num_classes) if aux_head else None
+        self.aux = aux_head(channels[-2], num_classes) if use_aux else None
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         features = self.encoder(images)
@@ -79,9 +71,7 @@ class DeepLab(SegmentationModel):
             low = self.reduce_low(features[self.low_level_index])  # N x 48 x H/4 x W/4
             x = torch.cat([resize_to(x, low), low], dim=1)
         logits = resize_to(self.classifier(self.refine(x)), images)
-        if self.aux is not None and self.training:
-            return {"out": logits, "aux": resize_to(self.aux(features[-2]), images)}
-        return logits
+        return self.with_aux(logits, features[-2], images)
 
 
 @register_model
@@ -101,7 +91,7 @@ def deeplabv3(
         output_stride,
         plus=False,
         pretrained=pretrained,
-        aux_head=aux_head,
+        use_aux=aux_head,
     )
 
 
@@ -122,5 +112,5 @@ def deeplabv3plus(
         output_stride,
         plus=True,
         pretrained=pretrained,
-        aux_head=aux_head,
+        use_aux=aux_head,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semseg.models.base import SegmentationModel, resize_to
+from semseg.models.base import SegmentationModel, aux_head, resize_to
 from semseg.models.pretrained import torchvision_model
 from semseg.models.registry import register_model
 
@@ -60,6 +60,7 @@ class FCN(SegmentationModel):
         base_width: int,
         fc_width: int,
         pretrained: bool,
+        use_aux: bool = False,
     ) -> None:
         super().__init__()
         self.variant = variant
@@ -84,6 +85,7 @@ class FCN(SegmentationModel):
         if variant == 8:
             self.score_pool3 = self._zero_scorer(256 * base_width // 64, num_classes)
             self.up_to_8 = _bilinear_upsampler(num_classes)
+        self.aux = aux_head(top, num_classes) if use_aux else None  # on pool4
         if pretrained:
             self._load_vgg16(in_channels, base_width, fc_width)
 
@@ -116,19 +118,30 @@ class FCN(SegmentationModel):
             scores = resize_to(self.up_to_16(scores), pool4) + self.score_pool4(pool4)
         if self.variant == 8:
             scores = resize_to(self.up_to_8(scores), pool3) + self.score_pool3(pool3)
-        return resize_to(scores, images)  # fixed bilinear up to the input
+        # Fixed bilinear upsampling to the input.
+        return self.with_aux(resize_to(scores, images), pool4, images)
 
 
 def _fcn(
-    *, variant: int, num_classes: int, in_channels: int, base_width: int, pretrained: bool
+    *,
+    variant: int,
+    num_classes: int,
+    in_channels: int,
+    base_width: int,
+    pretrained: bool,
+    aux_head: bool,
 ) -> FCN:
     fc_width = 4096 * base_width // 64
-    return FCN(num_classes, in_channels, variant, base_width, fc_width, pretrained)
+    return FCN(num_classes, in_channels, variant, base_width, fc_width, pretrained, aux_head)
 
 
 @register_model
 def fcn32s(
-    num_classes: int, in_channels: int = 3, base_width: int = 64, pretrained: bool = False
+    num_classes: int,
+    in_channels: int = 3,
+    base_width: int = 64,
+    pretrained: bool = False,
+    aux_head: bool = False,
 ) -> FCN:
     """FCN-32s on VGG16: one 32x upsampling of the stride-32 scores."""
     return _fcn(
@@ -137,12 +150,17 @@ def fcn32s(
         in_channels=in_channels,
         base_width=base_width,
         pretrained=pretrained,
+        aux_head=aux_head,
     )
 
 
 @register_model
 def fcn16s(
-    num_classes: int, in_channels: int = 3, base_width: int = 64, pretrained: bool = False
+    num_classes: int,
+    in_channels: int = 3,
+    base_width: int = 64,
+    pretrained: bool = False,
+    aux_head: bool = False,
 ) -> FCN:
     """FCN-16s on VGG16: stride-32 scores fused with pool4 scores."""
     return _fcn(
@@ -151,12 +169,17 @@ def fcn16s(
         in_channels=in_channels,
         base_width=base_width,
         pretrained=pretrained,
+        aux_head=aux_head,
     )
 
 
 @register_model
 def fcn8s(
-    num_classes: int, in_channels: int = 3, base_width: int = 64, pretrained: bool = False
+    num_classes: int,
+    in_channels: int = 3,
+    base_width: int = 64,
+    pretrained: bool = False,
+    aux_head: bool = False,
 ) -> FCN:
     """FCN-8s on VGG16: fused with pool4 and pool3 scores (the paper's best)."""
     return _fcn(
@@ -165,4 +188,5 @@ def fcn8s(
         in_channels=in_channels,
         base_width=base_width,
         pretrained=pretrained,
+        aux_head=aux_head,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semseg.models.base import SegmentationModel, resize_to
+from semseg.models.base import SegmentationModel, aux_head, resize_to
 from semseg.models.encoders import build_encoder
 from semseg.models.registry import register_model
 
@@ -27,6 +27,7 @@ class LRASPP(SegmentationModel):
         encoder: str,
         pretrained: bool,
         output_stride: int,
+        use_aux: bool = False,
         inter_channels: int = 128,
     ) -> None:
         super().__init__()
@@ -43,13 +44,14 @@ class LRASPP(SegmentationModel):
         )
         self.low_classifier = nn.Conv2d(low, num_classes, 1)
         self.high_classifier = nn.Conv2d(inter_channels, num_classes, 1)
+        self.aux = aux_head(self.encoder.out_channels[-2], num_classes) if use_aux else None
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
         features = self.encoder(images)
         high, low = features[-1], features[self.low_index]  # strides 16 and 8
         x = self.cbr(high) * self.scale(high)
         logits = self.low_classifier(low) + self.high_classifier(resize_to(x, low))
-        return resize_to(logits, images)
+        return self.with_aux(resize_to(logits, images), features[-2], images)
 
 
 @register_model
@@ -59,6 +61,7 @@ def lraspp(
     encoder: str = "tv_mobilenet_v3_large",
     pretrained: bool = False,
     output_stride: int = 16,
+    aux_head: bool = False,
 ) -> LRASPP:
     """LR-ASPP on MobileNetV3-Large: the fast model for CPUs and edge devices."""
-    return LRASPP(num_classes, in_channels, encoder, pretrained, output_stride)
+    return LRASPP(num_classes, in_channels, encoder, pretrained, output_stride, aux_head)

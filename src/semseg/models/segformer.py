@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semseg.errors import SemsegError
-from semseg.models.base import SegmentationModel, conv_bn_relu, resize_to
+from semseg.models.base import SegmentationModel, aux_head, conv_bn_relu, resize_to
 from semseg.models.registry import register_model
 
 
@@ -131,7 +131,12 @@ class SegFormer(SegmentationModel):
     size_divisor = 32
 
     def __init__(
-        self, num_classes: int, in_channels: int, encoder: MixTransformer, decoder_width: int = 256
+        self,
+        num_classes: int,
+        in_channels: int,
+        encoder: MixTransformer,
+        use_aux: bool = False,
+        decoder_width: int = 256,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -139,17 +144,21 @@ class SegFormer(SegmentationModel):
         self.fuse = conv_bn_relu(len(encoder.out_channels) * decoder_width, decoder_width, 1)
         self.dropout = nn.Dropout2d(0.1)
         self.classifier = nn.Conv2d(decoder_width, num_classes, 1)
+        self.aux = aux_head(encoder.out_channels[-2], num_classes) if use_aux else None
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
         features = self.encoder(images)
         stride4 = features[0]
         projected = [resize_to(p(f), stride4) for p, f in zip(self.project, features, strict=True)]
         fused = self.fuse(torch.cat(projected[::-1], dim=1))  # N x 256 x H/4 x W/4
-        return resize_to(self.classifier(self.dropout(fused)), images)
+        logits = resize_to(self.classifier(self.dropout(fused)), images)
+        return self.with_aux(logits, features[-2], images)
 
 
 @register_model
-def segformer_b0(num_classes: int, in_channels: int = 3, pretrained: bool = False) -> SegFormer:
+def segformer_b0(
+    num_classes: int, in_channels: int = 3, pretrained: bool = False, aux_head: bool = False
+) -> SegFormer:
     """SegFormer-B0: MiT-B0 transformer encoder with the all-MLP decoder."""
     if pretrained:
         raise SemsegError(
@@ -163,4 +172,4 @@ def segformer_b0(num_classes: int, in_channels: int = 3, pretrained: bool = Fals
         depths=(2, 2, 2, 2),
         reductions=(8, 4, 2, 1),
     )
-    return SegFormer(num_classes, in_channels, encoder)
+    return SegFormer(num_classes, in_channels, encoder, use_aux=aux_head)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semseg.models.base import SegmentationModel, conv_bn_relu
+from semseg.errors import SemsegError
+from semseg.models.base import SegmentationModel, aux_head, conv_bn_relu
 from semseg.models.encoders import tv_vgg16_bn_features
 from semseg.models.fcn import vgg16_layers
 from semseg.models.registry import register_model
@@ -20,8 +21,17 @@ from semseg.models.registry import register_model
 class SegNet(SegmentationModel):
     size_divisor = 32
 
-    def __init__(self, num_classes: int, in_channels: int, base_width: int, pretrained: bool):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        base_width: int,
+        pretrained: bool,
+        use_aux: bool = False,
+    ) -> None:
         super().__init__()
+        if pretrained and base_width != 64:
+            raise SemsegError("config key 'model.base_width': pretrained SegNet needs 64")
         if pretrained:
             layers = list(tv_vgg16_bn_features(in_channels, pretrained=True))
         else:
@@ -53,6 +63,7 @@ class SegNet(SegmentationModel):
             for first, widths in zip(inputs, plan, strict=True)
         )
         self.head = nn.Conv2d(w[0], num_classes, 3, padding=1)
+        self.aux = aux_head(w[3], num_classes) if use_aux else None  # on the encoder output
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
         x = images
@@ -61,14 +72,19 @@ class SegNet(SegmentationModel):
             # Sides are multiples of 32, so every pooled map unpools to exactly 2x its size.
             x, indices = self.pool(stage(x))  # N x c x H/2^k x W/2^k, argmax positions
             pooled.append(indices)
+        encoded = x
         for stage in self.decoder_stages:
             x = stage(self.unpool(x, pooled.pop()))
-        return self.head(x)  # N x C x H x W
+        return self.with_aux(self.head(x), encoded, images)  # N x C x H x W
 
 
 @register_model
 def segnet(
-    num_classes: int, in_channels: int = 3, base_width: int = 64, pretrained: bool = False
+    num_classes: int,
+    in_channels: int = 3,
+    base_width: int = 64,
+    pretrained: bool = False,
+    aux_head: bool = False,
 ) -> SegNet:
     """SegNet: VGG16-BN encoder, decoder upsampling with the encoder's pooling indices."""
-    return SegNet(num_classes, in_channels, base_width, pretrained)
+    return SegNet(num_classes, in_channels, base_width, pretrained, aux_head)

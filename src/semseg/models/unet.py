@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from semseg.errors import SemsegError
-from semseg.models.base import SegmentationModel, conv_bn_relu, resize_to
+from semseg.models.base import SegmentationModel, aux_head, conv_bn_relu, resize_to
 from semseg.models.encoders import build_encoder
 from semseg.models.registry import register_model
 
@@ -35,7 +35,9 @@ class _UpBlock(nn.Module):
 
 
 class UNet(SegmentationModel):
-    def __init__(self, num_classes: int, in_channels: int, base_width: int, depth: int) -> None:
+    def __init__(
+        self, num_classes: int, in_channels: int, base_width: int, depth: int, use_aux: bool
+    ) -> None:
         super().__init__()
         self.size_divisor = 2**depth
         widths = [base_width * 2**level for level in range(depth + 1)]
@@ -44,6 +46,7 @@ class UNet(SegmentationModel):
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList(_UpBlock(widths[i + 1], widths[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
+        self.aux = aux_head(widths[-1], num_classes) if use_aux else None  # on the bottleneck
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
         x = self.down[0](images)  # N x w x H x W
@@ -51,9 +54,10 @@ class UNet(SegmentationModel):
         for block in self.down[1:]:
             skips.append(x)
             x = block(self.pool(x))  # N x 2w x H/2 x W/2 ...
+        bottleneck = x
         for block in self.up:
             x = block(x, skips.pop())
-        return self.head(x)  # N x C x H x W
+        return self.with_aux(self.head(x), bottleneck, images)  # N x C x H x W
 
 
 class EncoderUNet(SegmentationModel):
@@ -63,6 +67,7 @@ class EncoderUNet(SegmentationModel):
         in_channels: int,
         encoder: str,
         pretrained: bool,
+        use_aux: bool,
         decoder_widths: tuple[int, ...] = (256, 128, 64, 32, 16),
     ) -> None:
         super().__init__()
@@ -76,6 +81,7 @@ class EncoderUNet(SegmentationModel):
             previous = width
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(previous, num_classes, kernel_size=1)
+        self.aux = aux_head(channels[-2], num_classes) if use_aux else None
 
     def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
         features = self.encoder(images)
@@ -88,7 +94,7 @@ class EncoderUNet(SegmentationModel):
             else:  # the levels above the shallowest feature, up to full resolution
                 x = nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear")
             x = block(x)
-        return resize_to(self.head(x), images)
+        return self.with_aux(resize_to(self.head(x), images), features[-2], images)
 
 
 def _unet(
@@ -98,16 +104,17 @@ def _unet(
     base_width: int,
     encoder: str | None,
     pretrained: bool,
+    aux_head: bool,
     depth: int = 4,
 ) -> SegmentationModel:
     if encoder is not None:
-        return EncoderUNet(num_classes, in_channels, encoder, pretrained)
+        return EncoderUNet(num_classes, in_channels, encoder, pretrained, aux_head)
     if pretrained:
         raise SemsegError(
             "config key 'model.pretrained': the classic U-Net has no pretrained "
             "weights; set model.encoder (e.g. efficientnet_lite0) to use them"
         )
-    return UNet(num_classes, in_channels, base_width=base_width, depth=depth)
+    return UNet(num_classes, in_channels, base_width=base_width, depth=depth, use_aux=aux_head)
 
 
 @register_model
@@ -117,6 +124,7 @@ def unet(
     base_width: int = 64,
     encoder: str | None = None,
     pretrained: bool = False,
+    aux_head: bool = False,
 ) -> SegmentationModel:
     """U-Net at the paper's widths (64 to 1024 channels), or a U-Net decoder on an encoder.
 
@@ -128,11 +136,14 @@ def unet(
         base_width=base_width,
         encoder=encoder,
         pretrained=pretrained,
+        aux_head=aux_head,
     )
 
 
 @register_model
-def unet_small(num_classes: int, in_channels: int = 3, base_width: int = 16) -> SegmentationModel:
+def unet_small(
+    num_classes: int, in_channels: int = 3, base_width: int = 16, aux_head: bool = False
+) -> SegmentationModel:
     """Classic U-Net at a quarter of the paper's width: the quick-start model.
 
     16 to 256 channels, 1.9 M parameters; trains in minutes on a laptop CPU."""
@@ -142,4 +153,5 @@ def unet_small(num_classes: int, in_channels: int = 3, base_width: int = 16) -> 
         base_width=base_width,
         encoder=None,
         pretrained=False,
+        aux_head=aux_head,
     )
