@@ -54,6 +54,4 @@ def read_ade20k(data: DataConfig, split: str) -> FileDataset:
         images, images.get, masks.get, "expected annotations/SPLIT/NAME.png"
     )
     decoder = LabelDecoder(ADE20K, REDUCE_ZERO_LABEL)
-    dataset = FileDataset(samples, ADE20K, decoder, data.image_mode == "gray")
-    dataset.problems.extend(problems)
-    return dataset
+    return FileDataset(samples, ADE20K, decoder, data.image_mode == "gray", problems)

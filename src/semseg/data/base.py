@@ -102,8 +102,10 @@ class FileDataset(SegmentationDataset):
         classes: ClassSet,
         decoder: LabelDecoder,
         gray: bool = False,
+        problems: Iterable[DataProblem] = (),
     ) -> None:
         super().__init__(classes)
+        self.problems.extend(problems)
         self.samples = list(samples)
         self.decoder = decoder
         self.gray = gray

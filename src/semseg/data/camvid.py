@@ -45,6 +45,4 @@ def read_camvid(data: DataConfig, split: str) -> FileDataset:
         names, images.get, masks.get, f"expected {mask_dir.name}/NAME.png"
     )
     decoder = LabelDecoder(CAMVID, {CAMVID_VOID: CAMVID.ignore_index})
-    dataset = FileDataset(samples, CAMVID, decoder, data.image_mode == "gray")
-    dataset.problems.extend(problems)
-    return dataset
+    return FileDataset(samples, CAMVID, decoder, data.image_mode == "gray", problems)

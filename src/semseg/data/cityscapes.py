@@ -43,6 +43,4 @@ def read_cityscapes(data: DataConfig, split: str) -> FileDataset:
         images, images.get, mask_for, "expected gtFine/SPLIT/CITY/NAME_gtFine_labelIds.png"
     )
     decoder = LabelDecoder(CITYSCAPES, LABEL_ID_TO_TRAIN_ID)
-    dataset = FileDataset(samples, CITYSCAPES, decoder, data.image_mode == "gray")
-    dataset.problems.extend(problems)
-    return dataset
+    return FileDataset(samples, CITYSCAPES, decoder, data.image_mode == "gray", problems)

@@ -160,8 +160,9 @@ class CocoDataset(FileDataset):
         category_to_label: dict[int, int],
         classes: ClassSet,
         gray: bool,
+        problems: list[DataProblem],
     ) -> None:
-        super().__init__(samples, classes, LabelDecoder(classes), gray)
+        super().__init__(samples, classes, LabelDecoder(classes), gray, problems)
         self.coco = coco
         self.image_ids = image_ids
         self.category_to_label = category_to_label
@@ -224,11 +225,8 @@ def read_coco(data: DataConfig, split: str) -> CocoDataset:
         "",
     )
     image_ids = [by_name[sample.name] for sample in samples]
-    dataset = CocoDataset(
-        coco, samples, image_ids, category_to_label, classes, data.image_mode == "gray"
-    )
-    dataset.problems.extend(problems)
-    return dataset
+    gray = data.image_mode == "gray"
+    return CocoDataset(coco, samples, image_ids, category_to_label, classes, gray, problems)
 
 
 @register_format("coco_stuff", default_splits=("train2017", "val2017"))
@@ -241,6 +239,4 @@ def read_coco_stuff(data: DataConfig, split: str) -> FileDataset:
         images, images.get, masks.get, "expected annotations/SPLIT/NAME.png"
     )
     decoder = LabelDecoder(COCO_STUFF, STORED_TO_LABEL)
-    dataset = FileDataset(samples, COCO_STUFF, decoder, data.image_mode == "gray")
-    dataset.problems.extend(problems)
-    return dataset
+    return FileDataset(samples, COCO_STUFF, decoder, data.image_mode == "gray", problems)

@@ -58,9 +58,7 @@ def read_folder(data: DataConfig, split: str) -> FileDataset:
         names, images.get, mask_for, "add it, or set data.mask_dir / data.mask_suffix"
     )
     decoder = folder_decoder(data, classes, _declares_ignore(classes_file))
-    dataset = FileDataset(samples, classes, decoder, data.image_mode == "gray")
-    dataset.problems.extend(problems)
-    return dataset
+    return FileDataset(samples, classes, decoder, data.image_mode == "gray", problems)
 
 
 def folder_decoder(data: DataConfig, classes: ClassSet, declares_ignore: bool) -> LabelDecoder:

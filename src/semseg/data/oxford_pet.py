@@ -35,6 +35,4 @@ def read_oxford_pet(data: DataConfig, split: str) -> FileDataset:
         "expected annotations/trimaps/NAME.png",
     )
     decoder = LabelDecoder(classes, trimap_to_label)
-    dataset = FileDataset(samples, classes, decoder, data.image_mode == "gray")
-    dataset.problems.extend(problems)
-    return dataset
+    return FileDataset(samples, classes, decoder, data.image_mode == "gray", problems)

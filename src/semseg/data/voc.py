@@ -35,6 +35,4 @@ def read_voc(data: DataConfig, split: str) -> FileDataset:
         lambda name: mask_dir / f"{name}.png",
         f"expected {mask_dir.name}/NAME.png",
     )
-    dataset = FileDataset(samples, VOC, LabelDecoder(VOC), data.image_mode == "gray")
-    dataset.problems.extend(problems)
-    return dataset
+    return FileDataset(samples, VOC, LabelDecoder(VOC), data.image_mode == "gray", problems)
