@@ -152,3 +152,25 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_duration_is_a_config_error() -> None:
     with pytest.raises(SemsegError, match="'train.time_budget'.*write e.g. 30m"):
         semseg.load_config(None, ["train.time_budget=soon"])
+
+
+def test_an_epoch_starting_after_the_budget_still_trains_one_batch() -> None:
+    from semseg.classes import ClassSet
+    from semseg.config import LossConfig, OptimConfig
+    from semseg.engine.schedule import LRSchedule, build_optimizer
+    from semseg.engine.step import TrainStep
+    from semseg.losses import build_loss
+    from semseg.models import build_model
+
+    model = build_model("unet_small", 3, base_width=4)
+    optimizer = build_optimizer(model, OptimConfig())
+    step = TrainStep(
+        model,
+        build_loss(LossConfig(), ClassSet(("a", "b", "c"))),
+        optimizer,
+        LRSchedule(optimizer, OptimConfig(), 10, 0),
+        torch.device("cpu"),
+    )
+    batches = [(torch.randn(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32)))] * 3
+    record = step.run_epoch(batches, "late", "", stop=lambda: True)
+    assert record["train_loss"] > 0 and step.schedule.step_count == 1

@@ -64,7 +64,9 @@ class TrainStep:
         with progress_bar() as progress:
             task = progress.add_task(description, total=batches, info="")
             for step, (images, masks) in enumerate(loader):
-                if stop is not None and stop():
+                # At least one batch per epoch: a budget that ran out during the previous
+                # validation still ends with a trained, validated final epoch.
+                if stop is not None and step > 0 and stop():
                     break
                 images = to_model_layout(self.model, images.to(self.device, non_blocking=True))
                 masks = masks.to(self.device, non_blocking=True)
