@@ -23,6 +23,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from semseg.metrics import nanmean
+
 
 def _box_any(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
     """Whether any element within `radius` along `dim` is set: a sliding-window sum from
@@ -124,16 +126,11 @@ class BoundaryMetrics:
         )
         return {
             "boundary_f1": bf.tolist(),
-            "mean_boundary_f1": _nanmean(bf),
+            "mean_boundary_f1": nanmean(bf),
             "boundary_iou": biou.tolist(),
-            "mean_boundary_iou": _nanmean(biou),
+            "mean_boundary_iou": nanmean(biou),
             "boundary_f1_tolerance": f"{self.tolerance} x image diagonal",
             "boundary_iou_band": f"{self.band} x image diagonal",
             "boundary_averaging": "BF: per image and class, mean over images, then macro over "
             "classes; boundary IoU: summed over the dataset, then macro over classes",
         }
-
-
-def _nanmean(values: torch.Tensor) -> float:
-    finite = values[~values.isnan()]
-    return float(finite.mean()) if finite.numel() else float("nan")

@@ -45,8 +45,11 @@ def track(items: Sequence[Any], description: str) -> Iterator[Any]:
             progress.advance(task)
 
 
-def _percent(value: float) -> str:
-    return "-" if math.isnan(value) else f"{100 * value:.1f}"
+def percent(value: float | None) -> str:
+    """A 0..1 figure as a percentage with one decimal; '-' for NaN or None (undefined)."""
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{100 * value:.1f}"
 
 
 def class_table(metrics: dict[str, Any], names: Sequence[str], title: str) -> Table:
@@ -62,23 +65,23 @@ def class_table(metrics: dict[str, Any], names: Sequence[str], title: str) -> Ta
         cells = [metrics[key][index] for key in ("iou", "dice", "precision", "recall")]
         if boundary:
             cells.append(metrics["boundary_f1"][index])
-        table.add_row(name, *map(_percent, cells), f"{metrics['support'][index]:,}")
+        table.add_row(name, *map(percent, cells), f"{metrics['support'][index]:,}")
     table.add_section()
-    means = [_percent(metrics["miou"]), _percent(metrics["mean_dice"]), "", ""]
+    means = [percent(metrics["miou"]), percent(metrics["mean_dice"]), "", ""]
     if boundary:
-        means.append(_percent(metrics["mean_boundary_f1"]))
+        means.append(percent(metrics["mean_boundary_f1"]))
     table.add_row("mean", *means, "")
     return table
 
 
 def summary_line(metrics: dict[str, Any]) -> str:
     line = (
-        f"mIoU {_percent(metrics['miou'])}  pixel acc {_percent(metrics['pixel_accuracy'])}  "
-        f"mean acc {_percent(metrics['mean_accuracy'])}  FWIoU {_percent(metrics['fwiou'])}"
+        f"mIoU {percent(metrics['miou'])}  pixel acc {percent(metrics['pixel_accuracy'])}  "
+        f"mean acc {percent(metrics['mean_accuracy'])}  FWIoU {percent(metrics['fwiou'])}"
     )
     if "mean_boundary_f1" in metrics:
         line += (
-            f"  boundary F1 {_percent(metrics['mean_boundary_f1'])}  "
-            f"boundary IoU {_percent(metrics['mean_boundary_iou'])}"
+            f"  boundary F1 {percent(metrics['mean_boundary_f1'])}  "
+            f"boundary IoU {percent(metrics['mean_boundary_iou'])}"
         )
     return line

@@ -69,9 +69,9 @@ class ConfusionMatrix:
         present = gt > 0
         return {
             "pixel_accuracy": _scalar(ratio(tp.sum(), total)),
-            "mean_accuracy": _nanmean(recall),
-            "miou": _nanmean(iou),
-            "mean_dice": _nanmean(dice),
+            "mean_accuracy": nanmean(recall),
+            "miou": nanmean(iou),
+            "mean_dice": nanmean(dice),
             "fwiou": _scalar((frequency[present] * iou[present]).sum()) if total > 0 else _NAN,
             "iou": iou.tolist(),
             "dice": dice.tolist(),
@@ -87,7 +87,8 @@ class ConfusionMatrix:
 _NAN = float("nan")
 
 
-def _nanmean(values: torch.Tensor) -> float:
+def nanmean(values: torch.Tensor) -> float:
+    """Mean of the non-NaN entries; NaN when there are none (the NaN rule's means)."""
     finite = values[~values.isnan()]
     return _scalar(finite.mean()) if finite.numel() else _NAN
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from semseg.classes import ClassSet
+from semseg.console import percent
 from semseg.viz import (
     save_confusion_figure,
     save_histogram,
@@ -31,12 +32,6 @@ th{background:#f5f5f5;text-align:left}td.n{text-align:right;font-variant-numeric
 .swatch{display:inline-block;width:.9em;height:.9em;margin-right:.4em;vertical-align:middle}
 .note{color:#666;font-size:.85em}
 """
-
-
-def _pct(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{100 * value:.1f}"
 
 
 def write_report(
@@ -60,7 +55,7 @@ def write_report(
             out_dir / "worst.png",
             [rows for _, _, rows in worst],
             classes,
-            [f"{name} ({_pct(miou)}%)" for name, miou, _ in worst],
+            [f"{name} ({percent(miou)}%)" for name, miou, _ in worst],
             errors=True,
         )
     cards = [
@@ -87,7 +82,7 @@ def write_report(
         ]
         if "boundary_f1" in metrics:
             cells += [metrics["boundary_f1"][i], metrics["boundary_iou"][i]]
-        numbers = "".join(f'<td class="n">{_pct(v)}</td>' for v in cells)
+        numbers = "".join(f'<td class="n">{percent(v)}</td>' for v in cells)
         rows.append(
             f'<tr><td><span class="swatch" style="background:{colour}"></span>'
             f"{html.escape(name)}</td>{numbers}"
@@ -96,9 +91,9 @@ def write_report(
     boundary_heads = "<th>BF</th><th>boundary IoU</th>" if "boundary_f1" in metrics else ""
     finite = [v for v in image_miou if v is not None and not math.isnan(v)]
     spread = (
-        f"median {_pct(float(np.median(finite)))}, 10th percentile "
-        f"{_pct(float(np.percentile(finite, 10)))}, 90th "
-        f"{_pct(float(np.percentile(finite, 90)))}"
+        f"median {percent(float(np.median(finite)))}, 10th percentile "
+        f"{percent(float(np.percentile(finite, 10)))}, 90th "
+        f"{percent(float(np.percentile(finite, 90)))}"
         if finite
         else "no images"
     )
@@ -119,11 +114,11 @@ def write_report(
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<div class="cards">{"".join(f'<div class="card">{label}<b>{_pct(v)}%</b></div>' for label, v in cards)}</div>
+<div class="cards">{"".join(f'<div class="card">{label}<b>{percent(v)}%</b></div>' for label, v in cards)}</div>
 <h2>Per-class results</h2>
 <table><tr><th>class</th><th>IoU</th><th>Dice</th><th>precision</th><th>recall</th>{boundary_heads}<th>pixels</th></tr>
 {"".join(rows)}
-<tr><th>mean</th><td class="n">{_pct(metrics["miou"])}</td><td class="n">{_pct(metrics["mean_dice"])}</td><td></td><td></td></tr>
+<tr><th>mean</th><td class="n">{percent(metrics["miou"])}</td><td class="n">{percent(metrics["mean_dice"])}</td><td></td><td></td></tr>
 </table>
 <p class="note">Percentages. "-" marks a class absent from both ground truth and prediction:
 it has no IoU and is left out of the means. {html.escape(metrics["averaging"])}.</p>
