@@ -12,9 +12,8 @@ from __future__ import annotations
 from semseg.classes import ClassSet
 from semseg.config import DataConfig
 from semseg.data.base import FileDataset
-from semseg.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from semseg.data.labels import LabelDecoder
-from semseg.data.listing import files_by_stem, find_root, require_dir, samples_from_names
+from semseg.data.listing import find_root, pair_folders
 from semseg.data.registry import register_format
 
 ADE20K_CLASSES = (
@@ -48,10 +47,6 @@ def read_ade20k(data: DataConfig, split: str) -> FileDataset:
     root = find_root(data, "images", [".", "ADEChallengeData2016"])
     folder = _SPLIT_FOLDERS.get(split, split)
     hint = "ADE20K needs images/SPLIT and annotations/SPLIT (training, validation)"
-    images = files_by_stem(require_dir(root / "images" / folder, hint), IMAGE_EXTENSIONS)
-    masks = files_by_stem(require_dir(root / "annotations" / folder, hint), MASK_EXTENSIONS)
-    samples, problems = samples_from_names(
-        images, images.get, masks.get, "expected annotations/SPLIT/NAME.png"
-    )
+    samples, problems = pair_folders(root / "images" / folder, root / "annotations" / folder, hint)
     decoder = LabelDecoder(ADE20K, REDUCE_ZERO_LABEL)
     return FileDataset(samples, ADE20K, decoder, data.image_mode == "gray", problems)

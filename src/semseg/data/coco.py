@@ -25,9 +25,8 @@ import numpy as np
 from semseg.classes import ClassSet
 from semseg.config import DataConfig
 from semseg.data.base import FileDataset, Sample
-from semseg.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from semseg.data.labels import LabelDecoder
-from semseg.data.listing import dataset_root, files_by_stem, require_dir, samples_from_names
+from semseg.data.listing import dataset_root, pair_folders, samples_from_names
 from semseg.data.registry import register_format
 from semseg.errors import DataProblem, SemsegError
 
@@ -233,10 +232,6 @@ def read_coco(data: DataConfig, split: str) -> CocoDataset:
 def read_coco_stuff(data: DataConfig, split: str) -> FileDataset:
     root = dataset_root(data)
     hint = "COCO-Stuff needs images/SPLIT and annotations/SPLIT"
-    images = files_by_stem(require_dir(root / "images" / split, hint), IMAGE_EXTENSIONS)
-    masks = files_by_stem(require_dir(root / "annotations" / split, hint), MASK_EXTENSIONS)
-    samples, problems = samples_from_names(
-        images, images.get, masks.get, "expected annotations/SPLIT/NAME.png"
-    )
+    samples, problems = pair_folders(root / "images" / split, root / "annotations" / split, hint)
     decoder = LabelDecoder(COCO_STUFF, STORED_TO_LABEL)
     return FileDataset(samples, COCO_STUFF, decoder, data.image_mode == "gray", problems)

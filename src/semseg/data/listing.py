@@ -7,6 +7,7 @@ from pathlib import Path
 
 from semseg.config import DataConfig
 from semseg.data.base import Sample
+from semseg.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from semseg.errors import DataProblem, SemsegError
 
 
@@ -82,3 +83,18 @@ def samples_from_names(
         else:
             samples.append(Sample(name, image, mask))
     return samples, problems
+
+
+def pair_folders(
+    image_dir: Path, mask_dir: Path, hint: str, names: Iterable[str] | None = None
+) -> tuple[list[Sample], list[DataProblem]]:
+    """Images and masks in two folders, matched by file stem; `names` (a split list)
+    picks and orders them, else every image of the folder in name order."""
+    images = files_by_stem(require_dir(image_dir, hint), IMAGE_EXTENSIONS)
+    masks = files_by_stem(require_dir(mask_dir, hint), MASK_EXTENSIONS)
+    return samples_from_names(
+        images if names is None else names,
+        images.get,
+        masks.get,
+        f"expected {mask_dir.name}/NAME.png",
+    )
