@@ -16,10 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 import semseg
 from semseg.commands import run_eval
+from semseg.models.profile import measure_latency
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,8 +49,10 @@ def main() -> None:
     )
     eval_seconds = time.perf_counter() - start
     metrics = summary["metrics"]
-    model = semseg.load(result.run_dir / "best.pt").model
-    inference = _inference_images_per_second(model)
+    predictor = semseg.load(result.run_dir / "best.pt")
+    inference = 1 / measure_latency(
+        predictor.model, 360, 480, repeats=10, amp_dtype=predictor.inference.amp_dtype
+    )
     print(
         json.dumps(
             {
@@ -78,12 +79,6 @@ def main() -> None:
             indent=2,
         )
     )
-
-
-def _inference_images_per_second(model: torch.nn.Module, repeats: int = 10) -> float:
-    from semseg.models.profile import measure_latency
-
-    return 1 / measure_latency(model, 360, 480, repeats=repeats)
 
 
 if __name__ == "__main__":

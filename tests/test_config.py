@@ -18,6 +18,14 @@ def test_defaults_file_and_overrides_apply_in_order(tmp_path: Path) -> None:
     assert config.optim.name == Config().optim.name  # untouched default
 
 
+def test_bare_yaml_off_means_precision_off(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text("train:\n  amp: off\neval:\n  amp: off\n")  # YAML 1.1 reads false
+    config = load_config(path)
+    assert config.train.amp == "off" and config.eval.amp == "off"
+    assert load_config(None, ["eval.amp=off"]).eval.amp == "off"
+
+
 def test_unknown_key_names_it_and_suggests_the_right_one() -> None:
     with pytest.raises(SemsegError) as info:
         load_config(None, ["train.epoch=3"])

@@ -15,8 +15,10 @@ from PIL import Image
 
 import semseg
 from semseg.boundary import BoundaryMetrics
+from semseg.config import EvalConfig
 from semseg.engine.evaluate import evaluate
 from semseg.engine.inference import InferenceSettings, predict_logits
+from semseg.errors import SemsegError
 from semseg.metrics import ConfusionMatrix, per_image_miou
 from semseg.models import build_model
 
@@ -55,6 +57,28 @@ def test_tta_is_the_mean_of_flipped_and_scaled_probabilities(model) -> None:
     assert torch.allclose(flipped, by_hand, atol=1e-5)
     multi = predict_logits(model, images, InferenceSettings(scales=(0.5, 1.0)))
     assert multi.shape == (1, 3, 64, 64) and torch.allclose(multi.sum(1), torch.ones(1, 64, 64))
+
+
+def test_bf16_inference_returns_fp32_scores_with_the_same_argmax(model) -> None:
+    images = torch.randn(2, 3, 64, 80)
+    exact = predict_logits(model, images)
+    for settings in (
+        InferenceSettings(amp_dtype=torch.bfloat16),
+        InferenceSettings(mode="slide", crop=(48, 48), amp_dtype=torch.bfloat16),
+    ):
+        fast = predict_logits(model, images, settings)
+        assert fast.dtype == torch.float32 and fast.shape == exact.shape
+        assert (fast.argmax(1) == exact.argmax(1)).float().mean() > 0.97
+        assert not torch.equal(fast, exact)  # autocast really ran in bf16
+
+
+def test_eval_amp_follows_the_config() -> None:
+    cpu = torch.device("cpu")
+    assert InferenceSettings.from_config(EvalConfig(amp="off"), cpu).amp_dtype is None
+    bf16 = InferenceSettings.from_config(EvalConfig(amp="bf16"), cpu)
+    assert bf16.amp_dtype is torch.bfloat16 and bf16.describe() == "whole image, bfloat16"
+    with pytest.raises(SemsegError, match="config key 'eval.amp': fp16 needs CUDA"):
+        InferenceSettings.from_config(EvalConfig(amp="fp16"), cpu)
 
 
 def square(size: int = 40, x: tuple[int, int] = (10, 30)) -> torch.Tensor:
@@ -271,9 +295,12 @@ def test_predict_uses_the_chosen_inference_mode(evaluated_run, run_cli, tmp_path
     image = np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)
     path = tmp_path / "photo.png"
     Image.fromarray(image).save(path)
-    whole = semseg.load(run_dir / "best.pt").predict(image)
+    default = semseg.load(run_dir / "best.pt")
+    whole = default.predict(image)
+    amp = default.inference.amp_dtype  # eval.amp=auto: bf16 on CPUs with native bf16
     one_tile = semseg.load(
-        run_dir / "best.pt", inference=InferenceSettings(mode="slide", crop=(64, 64))
+        run_dir / "best.pt",
+        inference=InferenceSettings(mode="slide", crop=(64, 64), amp_dtype=amp),
     ).predict(image)
     assert np.array_equal(whole, one_tile)
     flipped = semseg.load(run_dir / "best.pt", inference=InferenceSettings(flip=True))

@@ -118,14 +118,14 @@ def predict(
 ) -> None:
     """Predict masks: palette index PNGs and colour overlays."""
     from semseg.commands import run_predict
-    from semseg.engine.inference import InferenceSettings
 
-    inference = None
-    if tile or flip or scales:
-        parsed = _parse_scales(scales) if scales else (1.0,)
-        slide = {"mode": "slide", "crop": (tile, tile), "stride": (tile * 2 // 3,) * 2}
-        inference = InferenceSettings(**(slide if tile else {}), scales=parsed, flip=flip)
-    run_predict(checkpoint, inputs, out, overlays, device, inference)
+    # The flags given replace the checkpoint's eval settings; the rest (amp, ...) stay.
+    eval_overrides = {"flip": flip} if flip else {}
+    if tile:
+        eval_overrides |= {"mode": "slide", "crop_size": tile, "stride": tile * 2 // 3}
+    if scales:
+        eval_overrides["scales"] = list(_parse_scales(scales))
+    run_predict(checkpoint, inputs, out, overlays, device, eval_overrides)
 
 
 def _parse_scales(text: str) -> tuple[float, ...]:

@@ -161,10 +161,14 @@ def run_predict(
     out_dir: Path,
     overlays: bool = True,
     device: str | None = None,
-    inference: InferenceSettings | None = None,
+    eval_overrides: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write OUT/NAME.png (palette PNG of class indices) and OUT/NAME_overlay.png."""
-    predictor = load(checkpoint_path, device=device, inference=inference)
+    """Write OUT/NAME.png (palette PNG of class indices) and OUT/NAME_overlay.png;
+    `eval_overrides` (e.g. {"flip": True}) change the checkpoint's eval settings."""
+    predictor = load(checkpoint_path, device=device)
+    if eval_overrides:
+        settings = predictor.config.eval.model_copy(update=eval_overrides)
+        predictor.inference = InferenceSettings.from_config(settings, predictor.device)
     files = expand_inputs(inputs)
     classes = predictor.classes
     if classes.num_classes > 256:

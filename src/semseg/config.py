@@ -30,6 +30,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _off_is_not_false(value: Any) -> Any:
+    """YAML 1.1 reads a bare `off` as false; for a precision setting it means "off"."""
+    return "off" if value is False else value
+
+
 class ShapesConfig(_Section):
     """The built-in generated dataset (see semseg.data.shapes)."""
 
@@ -215,6 +220,8 @@ class TrainConfig(_Section):
     accumulate_steps: int = Field(1, ge=1, description="batches per optimiser step")
     tensorboard: bool = Field(False, description="also log to RUN/tensorboard")
 
+    _amp_off = field_validator("amp", mode="before")(_off_is_not_false)
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
@@ -252,12 +259,19 @@ class EvalConfig(_Section):
     )
     scales: list[float] = Field([1.0], description="test-time scales, e.g. [0.75, 1, 1.25]")
     flip: bool = Field(False, description="test-time horizontal flip")
+    amp: Literal["auto", "off", "bf16", "fp16"] = Field(
+        "auto",
+        description="inference precision; auto: bf16 on CPUs with native bf16 and on CUDA "
+        "(fp16 where bf16 is missing), else fp32",
+    )
     boundary_tolerance: float = Field(
         0.0075, gt=0, lt=1, description="boundary F1 tolerance, fraction of the diagonal"
     )
     boundary_metrics: bool = Field(
         True, description="semseg eval: boundary F1/IoU (~0.12 s per 360x480 image on 2 cores)"
     )
+
+    _amp_off = field_validator("amp", mode="before")(_off_is_not_false)
 
     @field_validator("scales")
     @classmethod

@@ -8,6 +8,7 @@ import torch
 from rich.table import Table
 
 from semseg.console import console, track
+from semseg.engine.precision import resolve_amp
 from semseg.errors import SemsegError
 from semseg.models import build_model, list_models
 from semseg.models.profile import count_flops, count_parameters, describe, measure_latency
@@ -22,6 +23,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def run_models(size: str, measure: bool, num_classes: int) -> list[dict]:
     height, width = parse_size(size)
+    amp_dtype = resolve_amp("auto", torch.device("cpu"))  # as eval.amp=auto runs inference
     rows = []
     for name in track(list_models(), "profiling models"):
         torch.manual_seed(0)
@@ -33,11 +35,12 @@ def run_models(size: str, measure: bool, num_classes: int) -> list[dict]:
             "gflops": count_flops(model, height, width) / 1e9,
         }
         if measure:
-            row["latency_ms"] = 1000 * measure_latency(model, height, width)
+            row["latency_ms"] = 1000 * measure_latency(model, height, width, amp_dtype=amp_dtype)
         rows.append(row)
     table = Table(
         title=f"models at {height}x{width}, {num_classes} classes, batch 1, "
-        f"{torch.get_num_threads()} CPU threads",
+        f"{torch.get_num_threads()} CPU threads"
+        + (f", {str(amp_dtype).removeprefix('torch.')}" if measure and amp_dtype else ""),
         title_justify="left",
     )
     table.add_column("name")

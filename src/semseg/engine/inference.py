@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semseg.config import EvalConfig
-from semseg.engine.precision import to_model_layout
+from semseg.engine.precision import autocast, resolve_amp, to_model_layout
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class InferenceSettings:
     tile_batch: int = 8
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
+    amp_dtype: torch.dtype | None = None  # autocast dtype of the forward passes
 
     @classmethod
     def from_config(
@@ -43,6 +44,7 @@ class InferenceSettings:
             tile_batch,
             tuple(config.scales),
             config.flip,
+            resolve_amp(config.amp, device or torch.device("cpu"), key="eval.amp"),
         )
 
     def describe(self) -> str:
@@ -56,7 +58,9 @@ class InferenceSettings:
         )
         if self.scales != (1.0,):
             text += f", scales {list(self.scales)}"
-        return text + (", horizontal flip" if self.flip else "")
+        if self.flip:
+            text += ", horizontal flip"
+        return text + (f", {str(self.amp_dtype).removeprefix('torch.')}" if self.amp_dtype else "")
 
     @property
     def augmented(self) -> bool:
@@ -93,16 +97,19 @@ def predict_logits(
             scores = _single_pass(model, batch, settings)
             scores = scores.flip(-1) if flipped else scores
             probs = F.interpolate(
-                scores.float(), size=(height, width), mode="bilinear", align_corners=False
+                scores, size=(height, width), mode="bilinear", align_corners=False
             ).softmax(1)
             total = probs if total is None else total + probs
     return total / (len(settings.scales) * (2 if settings.flip else 1))
 
 
 def _single_pass(model: nn.Module, images: torch.Tensor, settings: InferenceSettings):
-    if settings.mode == "slide":
-        return sliding_window(model, images, settings.crop, settings.stride, settings.tile_batch)
-    return _main_output(model(to_model_layout(model, images)))
+    with autocast(images.device, settings.amp_dtype):
+        if settings.mode == "slide":
+            return sliding_window(
+                model, images, settings.crop, settings.stride, settings.tile_batch
+            )
+        return _main_output(model(to_model_layout(model, images))).float()
 
 
 def _starts(length: int, crop: int, stride: int) -> list[int]:

@@ -17,13 +17,13 @@ def cpu_has_fast_bf16() -> bool:
     return bool(checker and checker())
 
 
-def resolve_amp(setting: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `train.amp`, or None for full fp32."""
+def resolve_amp(setting: str, device: torch.device, key: str = "train.amp") -> torch.dtype | None:
+    """The autocast dtype for `train.amp` (or `eval.amp`), or None for full fp32."""
     if setting == "off":
         return None
     if setting == "fp16":
         if device.type != "cuda":
-            raise SemsegError("config key 'train.amp': fp16 needs CUDA; use bf16 or auto on CPU")
+            raise SemsegError(f"config key '{key}': fp16 needs CUDA; use bf16 or auto on CPU")
         return torch.float16
     if setting == "bf16":
         return torch.bfloat16

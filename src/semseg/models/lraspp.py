@@ -18,7 +18,10 @@ from semseg.models.registry import register_model
 
 
 class LRASPP(SegmentationModel):
-    size_divisor = 32
+    # No padding: both branches are resized onto the stride-8 features and the logits
+    # onto the input, so any H x W works as is; padding 360 to 384 rows cost 25 % of
+    # batch-1 CPU throughput (benchmarks/speed.py).
+    size_divisor = 1
 
     def __init__(
         self,

@@ -1,0 +1,236 @@
+"""Speed side by side, in one run on this machine. Prints JSON.
+
+Training: the configs/camvid.yaml model, crop and batch, on the same in-memory batches,
+    1. a plain PyTorch loop (fp32, default memory layout, `loss.item()` every step: the
+       loop of the classic tutorials),
+    2. segmentation_models_pytorch's Unet on the same encoder, in that plain loop,
+    3. semseg's training step (TrainStep, as `semseg train` builds it: bf16 autocast on
+       CPUs with native bf16, channels_last),
+with the achieved training GFLOP/s of each next to the fp32 (and bf16) matmul GFLOP/s of
+this machine, measured in the same run.
+Inference: images/s at 360x480, batch 1, of semseg's fast models (through the same path
+`semseg predict` uses) and of torchvision's lraspp_mobilenet_v3_large as a user runs it.
+
+    python benchmarks/speed.py
+    python benchmarks/speed.py --steps 12 --repeats 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+import semseg
+from semseg.classes import ClassSet
+from semseg.engine.inference import InferenceSettings, predict_logits
+from semseg.engine.precision import autocast, cpu_has_fast_bf16, resolve_amp
+from semseg.engine.schedule import LRSchedule, build_optimizer
+from semseg.engine.step import TrainStep
+from semseg.losses import build_loss
+from semseg.models import build_model
+from semseg.models.profile import count_flops
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_CLASSES = 11  # CamVid
+IGNORE_INDEX = 11
+REFERENCE_NAME = "torchvision lraspp_mobilenet_v3_large"
+REFERENCE = f"{REFERENCE_NAME} (fp32, as a user runs it)"
+# The models semseg recommends where speed matters (name, builder options).
+FAST_MODELS = {
+    "lraspp": {},
+    "lraspp + efficientnet_lite0": {"encoder": "efficientnet_lite0"},
+    "segformer_b0": {},
+    "unet_small": {},
+    "unet + efficientnet_lite0 (camvid recipe)": {"encoder": "efficientnet_lite0"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "camvid.yaml")
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps per row")
+    parser.add_argument("--repeats", type=int, default=20, help="timed inference passes")
+    args = parser.parse_args()
+    config = semseg.load_config(args.config, ["model.pretrained=false"])
+    batch, crop = config.data.batch_size, config.data.crop_size
+    result = {
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+        "matmul_gflops": {
+            "fp32": round(matmul_gflops(torch.float32), 1),
+            "bf16": round(matmul_gflops(torch.bfloat16), 1),
+        },
+        "training": training_comparison(config, batch, crop, args.steps),
+        "inference_360x480_images_per_s": inference_comparison(args.repeats),
+    }
+    training = result["training"]["images_per_s"]
+    result["training"]["semseg_vs_plain_loop"] = round(
+        training["semseg TrainStep"] / training["plain loop"], 2
+    )
+    inference = result["inference_360x480_images_per_s"]
+    reference = inference[REFERENCE]
+    fastest = max((k for k in inference if k.startswith("semseg")), key=inference.get)
+    result["fastest_semseg_model"] = {
+        "name": fastest,
+        "images_per_s": inference[fastest],
+        "vs_torchvision_lraspp": round(inference[fastest] / reference, 2),
+    }
+    print(json.dumps(result, indent=2))
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """Dense square matmul throughput: the machine's practical ceiling for this dtype."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def training_comparison(config, batch: int, crop: int, steps: int) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, crop, crop, generator=generator)
+    masks = torch.randint(0, NUM_CLASSES + 1, (batch, crop, crop), generator=generator)
+    batches = [(images, masks)] * steps
+    rows = {
+        "plain loop": (lambda: _recipe_model(config), plain_loop),
+        "smp Unet, plain loop": (_smp_unet, plain_loop),
+        "semseg TrainStep": (lambda: _recipe_model(config), _semseg_loop(config)),
+    }
+    speeds, work, achieved = {}, {}, {}
+    for name, (make_model, loop) in rows.items():
+        torch.manual_seed(0)
+        model = make_model()
+        work[name] = round(training_flops_per_image(model, crop) / 1e9, 1)
+        run = loop(model)
+        run(batches[:2])  # warm-up: allocator, oneDNN primitive caches
+        start = time.perf_counter()
+        run(batches)
+        speeds[name] = round(batch * steps / (time.perf_counter() - start), 2)
+        achieved[name] = round(work[name] * speeds[name], 1)
+    return {
+        "model": f"{config.model.name} + {config.model.encoder}",
+        "crop": crop,
+        "batch": batch,
+        "steps": steps,
+        "images_per_s": speeds,
+        "training_gflop_per_image": work,
+        "achieved_gflops": achieved,
+    }
+
+
+def _recipe_model(config) -> nn.Module:
+    return build_model(config.model.name, NUM_CLASSES, **config.model.builder_options())
+
+
+def _smp_unet() -> nn.Module:
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError:
+        raise SystemExit(
+            "benchmarks/speed.py compares with segmentation_models_pytorch: "
+            "pip install segmentation-models-pytorch"
+        ) from None
+    # The same timm EfficientNet-Lite0 encoder; weights do not change the speed.
+    return smp.Unet("tu-efficientnet_lite0", encoder_weights=None, classes=NUM_CLASSES)
+
+
+def training_flops_per_image(model: nn.Module, crop: int) -> float:
+    """Forward + backward FLOPs of one training image, as 3x the forward: the backward
+    pass computes gradients for both inputs and weights. (torch's FlopCounterMode counts
+    a depthwise convolution's backward as if it were dense, 60x too high for
+    EfficientNet, so the backward is not counted directly.)"""
+    return 3 * count_flops(model, crop, crop)
+
+
+def plain_loop(model: nn.Module) -> Callable[[list], None]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+
+    def run(batches: list) -> None:
+        model.train()
+        for images, masks in batches:
+            optimizer.zero_grad()
+            loss = criterion(model(images), masks)
+            loss.backward()
+            optimizer.step()
+            loss.item()
+
+    return run
+
+
+def _semseg_loop(config) -> Callable[[nn.Module], Callable[[list], None]]:
+    def make(model: nn.Module) -> Callable[[list], None]:
+        if config.train.channels_last:
+            model.to(memory_format=torch.channels_last)
+        classes = ClassSet(tuple(f"c{i}" for i in range(NUM_CLASSES)), ignore_index=IGNORE_INDEX)
+        optimizer = build_optimizer(model, config.optim)
+        step = TrainStep(
+            model,
+            # Uniform class weights: the same cost as the recipe's, no dataset needed.
+            build_loss(config.loss, classes, [1.0] * NUM_CLASSES),
+            optimizer,
+            LRSchedule(optimizer, config.optim, total_steps=10_000, warmup_steps=0),
+            torch.device("cpu"),
+            amp_dtype=resolve_amp(config.train.amp, torch.device("cpu")),
+        )
+        return lambda batches: step.run_epoch(batches, "semseg step", "")
+
+    return make
+
+
+def inference_comparison(repeats: int) -> dict[str, float]:
+    batch = torch.rand(1, 3, 360, 480)
+    cpu = torch.device("cpu")
+    # semseg's default inference path: channels_last, eval.amp=auto (bf16 on CPUs with it).
+    settings = InferenceSettings(amp_dtype=resolve_amp("auto", cpu))
+    results = {}
+    with torch.inference_mode():
+        for label, options in FAST_MODELS.items():
+            name = label.split(" ")[0]
+            model = build_model(name, NUM_CLASSES, **options).eval()
+            model.to(memory_format=torch.channels_last)
+            results[f"semseg {label}"] = _images_per_second(
+                lambda model=model: predict_logits(model, batch, settings), repeats
+            )
+        reference = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+            weights=None, weights_backbone=None, num_classes=NUM_CLASSES
+        ).eval()
+        results[REFERENCE] = _images_per_second(lambda: reference(batch)["out"], repeats)
+        # The same model with semseg's inference settings, to separate model from settings.
+        reference.to(memory_format=torch.channels_last)
+        nhwc = batch.contiguous(memory_format=torch.channels_last)
+        results[f"{REFERENCE_NAME} (channels_last)"] = _images_per_second(
+            lambda: reference(nhwc)["out"], repeats
+        )
+        with autocast(cpu, settings.amp_dtype):
+            results[f"{REFERENCE_NAME} (channels_last, {settings.describe()})"] = (
+                _images_per_second(lambda: reference(nhwc)["out"], repeats)
+            )
+    return results
+
+
+def _images_per_second(call: Callable[[], object], repeats: int) -> float:
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return round(1 / statistics.median(times), 2)
+
+
+if __name__ == "__main__":
+    main()
