@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from plain_loop import plain_step
 from torch import nn
 
 import semseg
@@ -74,10 +75,13 @@ def main() -> None:
         "training": training_comparison(config, batch, crop, args.steps),
         "inference_360x480_images_per_s": inference_comparison(args.repeats),
     }
-    training = result["training"]["images_per_s"]
-    result["training"]["semseg_vs_plain_loop"] = round(
-        training["semseg TrainStep"] / training["plain loop"], 2
-    )
+    training = result["training"]
+    speeds = training["images_per_s"]
+    training["semseg_vs_plain_loop"] = round(speeds["semseg TrainStep"] / speeds["plain loop"], 2)
+    ceiling = result["matmul_gflops"]["fp32"]
+    training["achieved_share_of_fp32_matmul"] = {
+        name: round(gflops / ceiling, 2) for name, gflops in training["achieved_gflops"].items()
+    }
     inference = result["inference_360x480_images_per_s"]
     reference = inference[REFERENCE]
     fastest = max((k for k in inference if k.startswith("semseg")), key=inference.get)
@@ -156,17 +160,12 @@ def training_flops_per_image(model: nn.Module, crop: int) -> float:
 
 
 def plain_loop(model: nn.Module) -> Callable[[list], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+    step = plain_step(model, IGNORE_INDEX)
 
     def run(batches: list) -> None:
         model.train()
         for images, masks in batches:
-            optimizer.zero_grad()
-            loss = criterion(model(images), masks)
-            loss.backward()
-            optimizer.step()
-            loss.item()
+            step(images, masks)
 
     return run
 
@@ -196,15 +195,19 @@ def inference_comparison(repeats: int) -> dict[str, float]:
     cpu = torch.device("cpu")
     # semseg's default inference path: channels_last, eval.amp=auto (bf16 on CPUs with it).
     settings = InferenceSettings(amp_dtype=resolve_amp("auto", cpu))
+    models = {}
+    for label, options in FAST_MODELS.items():
+        models[label] = build_model(label.split(" ")[0], NUM_CLASSES, **options).eval()
+        models[label].to(memory_format=torch.channels_last)
     results = {}
     with torch.inference_mode():
-        for label, options in FAST_MODELS.items():
-            name = label.split(" ")[0]
-            model = build_model(name, NUM_CLASSES, **options).eval()
-            model.to(memory_format=torch.channels_last)
+        for label, model in models.items():
             results[f"semseg {label}"] = _images_per_second(
                 lambda model=model: predict_logits(model, batch, settings), repeats
             )
+        results["semseg lraspp (eval.amp=off: fp32)"] = _images_per_second(
+            lambda: predict_logits(models["lraspp"], batch, InferenceSettings()), repeats
+        )
         reference = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
             weights=None, weights_backbone=None, num_classes=NUM_CLASSES
         ).eval()
@@ -215,10 +218,11 @@ def inference_comparison(repeats: int) -> dict[str, float]:
         results[f"{REFERENCE_NAME} (channels_last)"] = _images_per_second(
             lambda: reference(nhwc)["out"], repeats
         )
-        with autocast(cpu, settings.amp_dtype):
-            results[f"{REFERENCE_NAME} (channels_last, {settings.describe()})"] = (
-                _images_per_second(lambda: reference(nhwc)["out"], repeats)
-            )
+        if settings.amp_dtype is not None:
+            with autocast(cpu, settings.amp_dtype):
+                results[f"{REFERENCE_NAME} (channels_last, bf16 autocast)"] = _images_per_second(
+                    lambda: reference(nhwc)["out"], repeats
+                )
     return results
 
 
