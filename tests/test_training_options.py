@@ -12,6 +12,7 @@ import torch
 import semseg
 from semseg.config import Config
 from semseg.engine.checkpoint import load_checkpoint
+from semseg.engine.ema import ModelEMA
 from semseg.engine.precision import resolve_amp
 from semseg.errors import SemsegError
 
@@ -45,6 +46,17 @@ def test_gradient_accumulation_makes_fewer_optimiser_steps(tiny_config: Config) 
     config = _configured(tiny_config, train__accumulate_steps=2, train__epochs=1)
     last = load_checkpoint(semseg.train(config).run_dir / "last.pt")
     assert last["schedule"]["step_count"] == 2
+
+
+def test_ema_decay_ramps_up_so_short_runs_forget_the_initial_weights() -> None:
+    model = torch.nn.Linear(2, 2)
+    ema = ModelEMA(model, decay=0.999)
+    assert ema.decay_at(1) == pytest.approx(2 / 11) and ema.decay_at(10**6) == 0.999
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    for step in range(1, 371):  # a 10-minute CamVid run's optimiser steps
+        ema.update(model, step)
+    assert torch.allclose(ema.module.weight, torch.ones(2, 2), atol=0.05)
 
 
 def test_ema_weights_are_evaluated_saved_and_resumed(tiny_config: Config) -> None:

@@ -123,7 +123,7 @@ class TrainStep:
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.step()
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.model, self.schedule.step_count)
 
     @staticmethod
     def _stop_if_non_finite(first_bad: torch.Tensor, description: str, last_good: str) -> None:
