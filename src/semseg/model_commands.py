@@ -8,7 +8,7 @@ import torch
 from rich.table import Table
 
 from semseg.console import console, track
-from semseg.engine.precision import resolve_amp
+from semseg.engine.precision import dtype_name, resolve_amp
 from semseg.errors import SemsegError
 from semseg.models import build_model, list_models
 from semseg.models.profile import count_flops, count_parameters, describe, measure_latency
@@ -40,7 +40,7 @@ def run_models(size: str, measure: bool, num_classes: int) -> list[dict]:
     table = Table(
         title=f"models at {height}x{width}, {num_classes} classes, batch 1, "
         f"{torch.get_num_threads()} CPU threads"
-        + (f", {str(amp_dtype).removeprefix('torch.')}" if measure and amp_dtype else ""),
+        + (f", {dtype_name(amp_dtype)}" if measure and amp_dtype else ""),
         title_justify="left",
     )
     table.add_column("name")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semseg.config import EvalConfig
-from semseg.engine.precision import autocast, resolve_amp, to_model_layout
+from semseg.engine.precision import autocast, dtype_name, resolve_amp, to_model_layout
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class InferenceSettings:
             text += f", scales {list(self.scales)}"
         if self.flip:
             text += ", horizontal flip"
-        return text + (f", {str(self.amp_dtype).removeprefix('torch.')}" if self.amp_dtype else "")
+        return text + (f", {dtype_name(self.amp_dtype)}" if self.amp_dtype else "")
 
     @property
     def augmented(self) -> bool:

@@ -32,6 +32,11 @@ def resolve_amp(setting: str, device: torch.device, key: str = "train.amp") -> t
     return torch.bfloat16 if device.type == "cpu" and cpu_has_fast_bf16() else None
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """'bfloat16' for torch.bfloat16: how tables and descriptions name a precision."""
+    return str(dtype).removeprefix("torch.")
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
