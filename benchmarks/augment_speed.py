@@ -17,6 +17,7 @@ import os
 import time
 
 import torch
+from steps import semseg_step
 
 from semseg.config import load_config
 from semseg.data.augment import PRESETS
@@ -67,25 +68,11 @@ def main() -> None:
 
 def _training_step_images_per_second(model_name: str, steps: int = 3, batch: int = 4) -> float:
     """The default training step (bf16 autocast where fast, channels_last) at 512 px."""
-    from semseg.classes import ClassSet
-    from semseg.config import LossConfig, OptimConfig
     from semseg.engine.precision import resolve_amp
-    from semseg.engine.schedule import LRSchedule, build_optimizer
-    from semseg.engine.step import TrainStep
-    from semseg.losses import build_loss
     from semseg.models import build_model
 
-    device = torch.device("cpu")
     model = build_model(model_name, 11).to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, OptimConfig())
-    step = TrainStep(
-        model,
-        build_loss(LossConfig(), ClassSet(tuple("abcdefghijk"))),
-        optimizer,
-        LRSchedule(optimizer, OptimConfig(), 100, 0),
-        device,
-        amp_dtype=resolve_amp("auto", device),
-    )
+    step = semseg_step(model, 11, resolve_amp("auto", torch.device("cpu")))
     data = [(torch.randn(batch, 3, 512, 512), torch.randint(0, 11, (batch, 512, 512)))]
     step.run_epoch(data, "warm-up", "")
     start = time.perf_counter()

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from plain_loop import plain_step
+from steps import plain_step
 from torch import nn
 
 import semseg

@@ -27,16 +27,12 @@ from pathlib import Path
 
 import torch
 import torchvision
-from plain_loop import plain_step
+from steps import plain_step, semseg_step
 from torch import nn
 
 import semseg
-from semseg.classes import ClassSet
 from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.engine.precision import autocast, cpu_has_fast_bf16, resolve_amp
-from semseg.engine.schedule import LRSchedule, build_optimizer
-from semseg.engine.step import TrainStep
-from semseg.losses import build_loss
 from semseg.models import build_model
 from semseg.models.profile import count_flops
 
@@ -174,16 +170,15 @@ def _semseg_loop(config) -> Callable[[nn.Module], Callable[[list], None]]:
     def make(model: nn.Module) -> Callable[[list], None]:
         if config.train.channels_last:
             model.to(memory_format=torch.channels_last)
-        classes = ClassSet(tuple(f"c{i}" for i in range(NUM_CLASSES)), ignore_index=IGNORE_INDEX)
-        optimizer = build_optimizer(model, config.optim)
-        step = TrainStep(
+        step = semseg_step(
             model,
+            NUM_CLASSES,
+            resolve_amp(config.train.amp, torch.device("cpu")),
+            config.loss,
+            config.optim,
+            IGNORE_INDEX,
             # Uniform class weights: the same cost as the recipe's, no dataset needed.
-            build_loss(config.loss, classes, [1.0] * NUM_CLASSES),
-            optimizer,
-            LRSchedule(optimizer, config.optim, total_steps=10_000, warmup_steps=0),
-            torch.device("cpu"),
-            amp_dtype=resolve_amp(config.train.amp, torch.device("cpu")),
+            class_weights=[1.0] * NUM_CLASSES,
         )
         return lambda batches: step.run_epoch(batches, "semseg step", "")
 

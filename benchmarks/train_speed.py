@@ -15,13 +15,9 @@ import os
 import time
 
 import torch
+from steps import semseg_step
 
-from semseg.classes import ClassSet
-from semseg.config import LossConfig, OptimConfig
 from semseg.engine.precision import cpu_has_fast_bf16
-from semseg.engine.schedule import LRSchedule, build_optimizer
-from semseg.engine.step import TrainStep
-from semseg.losses import build_loss
 from semseg.models import build_model
 
 NUM_CLASSES = 11
@@ -34,14 +30,10 @@ def images_per_second(
     model = build_model(args.model, NUM_CLASSES)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, OptimConfig())
-    step = TrainStep(
+    step = semseg_step(
         model,
-        build_loss(LossConfig(), ClassSet(tuple(f"c{i}" for i in range(NUM_CLASSES)))),
-        optimizer,
-        LRSchedule(optimizer, OptimConfig(), total_steps=1000, warmup_steps=0),
-        torch.device("cpu"),
-        amp_dtype=torch.bfloat16 if amp else None,
+        NUM_CLASSES,
+        torch.bfloat16 if amp else None,
         forward=torch.compile(model) if compiled else None,
     )
     images = torch.randn(args.batch, 3, args.crop, args.crop)
