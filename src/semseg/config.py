@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -130,6 +131,9 @@ class ModelConfig(_Section):
     output_stride: Literal[8, 16, 32] | None = None
     aux_head: bool = Field(False, description="auxiliary head for deep supervision (deeplab)")
     base_width: int | None = Field(None, ge=4, description="override the builder's base width")
+    decoder_widths: list[PositiveInt] | None = Field(
+        None, description="U-Net on an encoder: decoder widths, deep to shallow"
+    )
 
     def builder_options(self) -> dict[str, object]:
         """Keyword arguments for the registered builder; unset ones keep its defaults."""
@@ -139,6 +143,7 @@ class ModelConfig(_Section):
             "output_stride": self.output_stride,
             "aux_head": self.aux_head or None,
             "base_width": self.base_width,
+            "decoder_widths": self.decoder_widths,
         }
 
 

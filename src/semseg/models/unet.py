@@ -5,6 +5,9 @@ channels doubling from `base_width`, 2x2 transposed-conv upsampling and skip
 concatenation. Padded 3x3 convolutions keep sizes aligned, so skips need no cropping.
 On an encoder (`model.encoder=...`): the encoder's feature pyramid gives the skips, and a
 decoder of upsample + concatenate + two 3x3 convs per level returns to full resolution.
+Fewer `decoder_widths` than levels stop the decoder early (e.g. 4 widths end at stride 2)
+and the logits are upsampled bilinearly: on a CPU the full-resolution levels cost most of
+the time for little accuracy.
 """
 
 from __future__ import annotations
@@ -71,10 +74,13 @@ class EncoderUNet(SegmentationModel):
         decoder_widths: tuple[int, ...] = (256, 128, 64, 32, 16),
     ) -> None:
         super().__init__()
+        if not decoder_widths:
+            raise SemsegError("config key 'model.decoder_widths': give at least one width")
         self.encoder = build_encoder(encoder, in_channels, pretrained)
         self.size_divisor = self.encoder.output_stride
         channels = self.encoder.out_channels  # shallow .. deep
         skips = list(reversed(channels[:-1])) + [0] * (len(decoder_widths) - len(channels) + 1)
+        skips = skips[: len(decoder_widths)]  # a short decoder stops above the shallow skips
         blocks, previous = [], channels[-1]
         for width, skip in zip(decoder_widths, skips, strict=True):
             blocks.append(_double_conv(previous + skip, width))
@@ -105,10 +111,17 @@ def _unet(
     encoder: str | None,
     pretrained: bool,
     aux_head: bool,
+    decoder_widths: tuple[int, ...] | None = None,
     depth: int = 4,
 ) -> SegmentationModel:
     if encoder is not None:
-        return EncoderUNet(num_classes, in_channels, encoder, pretrained, aux_head)
+        widths = {} if decoder_widths is None else {"decoder_widths": tuple(decoder_widths)}
+        return EncoderUNet(num_classes, in_channels, encoder, pretrained, aux_head, **widths)
+    if decoder_widths is not None:
+        raise SemsegError(
+            "config key 'model.decoder_widths': only the U-Net on an encoder has them; "
+            "set model.encoder or use model.base_width for the classic U-Net"
+        )
     if pretrained:
         raise SemsegError(
             "config key 'model.pretrained': the classic U-Net has no pretrained "
@@ -125,11 +138,13 @@ def unet(
     encoder: str | None = None,
     pretrained: bool = False,
     aux_head: bool = False,
+    decoder_widths: tuple[int, ...] | None = None,
 ) -> SegmentationModel:
     """U-Net at the paper's widths (64 to 1024 channels), or a U-Net decoder on an encoder.
 
     With `encoder` (e.g. efficientnet_lite0, tv_resnet34) the encoder's pyramid gives the
-    skip connections."""
+    skip connections; `decoder_widths` (deep to shallow, default 256..16 down to full
+    resolution) sets the decoder, and fewer widths end it at a coarser stride."""
     return _unet(
         num_classes=num_classes,
         in_channels=in_channels,
@@ -137,6 +152,7 @@ def unet(
         encoder=encoder,
         pretrained=pretrained,
         aux_head=aux_head,
+        decoder_widths=decoder_widths,
     )
 
 

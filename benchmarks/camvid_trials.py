@@ -1,0 +1,87 @@
+"""Recipe trials for configs/camvid.yaml, scored on CamVid *val* (never test).
+
+Each trial is configs/camvid.yaml plus overrides, trained for a fixed number of epochs
+instead of the time budget, so that a faster machine (a GPU) can stand in for the 2-core
+CPU: give each trial the epochs the CPU reaches in the recipe's budget at that trial's
+training speed (`semseg train` reports images/s; the README lists the figures used).
+
+    python benchmarks/camvid_trials.py --parallel 4 --root /data/camvid \\
+        "base train.epochs=21" "light train.epochs=30 model.decoder_widths=[128,64,32,16]"
+
+Prints one JSON line per trial as it ends: the overrides, epochs, final and best val mIoU, and the best
+epoch's per-class IoU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_trial(spec: str, args: argparse.Namespace, runs: Path) -> dict:
+    name, *overrides = spec.split()
+    command = [
+        sys.executable,
+        "-m",
+        "semseg",
+        "train",
+        "-c",
+        str(args.config),
+        f"data.root={args.root}",
+        f"train.output_dir={runs}",
+        f"train.name={name}",
+        "train.time_budget=null",
+        f"train.val_every={args.val_every}",
+        f"data.num_workers={args.workers}",
+        *overrides,
+    ]
+    log = runs / f"{name}.log"
+    with log.open("w") as stream:
+        code = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        return {"trial": name, "overrides": overrides, "error": log.read_text()[-2000:]}
+    history = [json.loads(line) for line in (runs / name / "metrics.jsonl").open()]
+    scored = [record for record in history if "val_miou" in record]
+    summary = json.loads((runs / name / "summary.json").read_text())
+    return {
+        "trial": name,
+        "overrides": overrides,
+        "epochs": len(history),
+        "final_val_miou": round(100 * scored[-1]["val_miou"], 2),
+        "best_val_miou": round(100 * max(r["val_miou"] for r in scored), 2),
+        "val_miou_curve": [round(100 * r["val_miou"], 1) for r in scored],
+        "best_per_class_iou": {
+            n: None if v is None else round(100 * v, 1)
+            for n, v in zip(summary["class_names"], summary["best"]["iou"], strict=True)
+        },
+        "train_images_per_s": round(history[-1]["images_per_s"], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("trials", nargs="+", help='"NAME KEY=VALUE ..." per trial')
+    parser.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "camvid")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "camvid.yaml")
+    parser.add_argument("--parallel", type=int, default=1, help="trials run at once")
+    parser.add_argument("--workers", type=int, default=1, help="data workers per trial")
+    parser.add_argument("--val-every", type=int, default=5)
+    parser.add_argument("--runs", type=Path, default=None, help="run folder parent")
+    args = parser.parse_args()
+    runs = args.runs or Path(tempfile.mkdtemp(prefix="camvid-trials-"))
+    runs.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(args.parallel) as pool:
+        pending = [pool.submit(run_trial, spec, args, runs) for spec in args.trials]
+        for done in as_completed(pending):  # one line per trial as soon as it ends
+            print(json.dumps(done.result()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
