@@ -8,8 +8,8 @@ training speed (`semseg train` reports images/s; the README lists the figures us
     python benchmarks/camvid_trials.py --parallel 4 --root /data/camvid \\
         "base train.epochs=21" "light train.epochs=30 model.decoder_widths=[128,64,32,16]"
 
-Prints one JSON line per trial as it ends: the overrides, epochs, final and best val mIoU, and the best
-epoch's per-class IoU.
+Prints one JSON line per trial as it ends: the overrides, epochs, final and best val
+mIoU, and the best epoch's per-class IoU.
 """
 
 from __future__ import annotations
