@@ -134,6 +134,9 @@ class ModelConfig(_Section):
     decoder_widths: list[PositiveInt] | None = Field(
         None, description="U-Net on an encoder: decoder widths, deep to shallow"
     )
+    frozen_stages: int = Field(
+        0, ge=0, description="encoder stages (from the stem) kept at their pretrained weights"
+    )
 
     def builder_options(self) -> dict[str, object]:
         """Keyword arguments for the registered builder; unset ones keep its defaults."""

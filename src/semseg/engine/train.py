@@ -30,7 +30,7 @@ from semseg.engine.checkpoint import (
 from semseg.engine.ema import ModelEMA
 from semseg.engine.evaluate import evaluate, sample_predictions
 from semseg.engine.inference import InferenceSettings
-from semseg.engine.precision import resolve_amp
+from semseg.engine.precision import depthwise_convs_in_fp32, resolve_amp
 from semseg.engine.rundir import (
     create_run_dir,
     environment_record,
@@ -45,6 +45,7 @@ from semseg.engine.tensorboard import TensorBoardLog
 from semseg.errors import SemsegError
 from semseg.losses import build_loss
 from semseg.models import build_model
+from semseg.models.encoders import freeze_encoder_stages
 from semseg.models.pretrained import load_weights_file
 from semseg.viz import save_curves_figure, save_samples_figure
 
@@ -80,9 +81,13 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     )
     if config.model.weights is not None and resumed is None:
         load_weights_file(model, config.model.weights)
+    if config.model.frozen_stages:
+        freeze_encoder_stages(model, config.model.frozen_stages)
     model.to(device)
     if config.train.channels_last:
         model.to(memory_format=torch.channels_last)
+    if device.type == "cpu":
+        depthwise_convs_in_fp32(model)  # faster under bf16 autocast, a no-op without it
     loss_fn = build_loss(config.loss, classes, _auto_class_weights(config, train_set)).to(device)
     optimizer = build_optimizer(model, config.optim)
     generator = torch.Generator()

@@ -27,6 +27,22 @@ class Encoder(nn.Module):
     def output_stride(self) -> int:
         return self.reductions[-1]
 
+    def stage_parameters(self, stages: int) -> list[nn.Parameter]:
+        """The parameters that compute the first `stages` features (stem included)."""
+        raise NotImplementedError
+
+    def freeze_stages(self, stages: int) -> None:
+        """Keep the first `stages` stages at their (pretrained) weights: no gradients, so
+        backward stops above them, which saves the costly high-resolution part of the
+        backward pass. Their BatchNorm statistics still follow the data."""
+        if not 0 <= stages <= len(self.out_channels):
+            raise SemsegError(
+                f"config key 'model.frozen_stages': {stages} is out of range; this "
+                f"encoder has {len(self.out_channels)} stages"
+            )
+        for parameter in self.stage_parameters(stages):
+            parameter.requires_grad_(False)
+
 
 class TimmEncoder(Encoder):
     def __init__(self, name: str, in_channels: int, pretrained: bool, output_stride: int) -> None:
@@ -38,6 +54,16 @@ class TimmEncoder(Encoder):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model(x)
+
+    def stage_parameters(self, stages: int) -> list[nn.Parameter]:
+        if stages == 0:
+            return []
+        # timm registers modules in forward order: everything up to the module that
+        # returns feature `stages - 1` computes the first `stages` features.
+        last_module = self.model.feature_info.module_name()[stages - 1]
+        named = list(self.model.named_parameters())
+        end = max(i for i, (name, _) in enumerate(named) if name.startswith(last_module + "."))
+        return [parameter for _, parameter in named[: end + 1]]
 
 
 class _StagedEncoder(Encoder):
@@ -55,6 +81,9 @@ class _StagedEncoder(Encoder):
             x = stage(x)
             features.append(x)
         return features
+
+    def stage_parameters(self, stages: int) -> list[nn.Parameter]:
+        return [p for stage in self.stages[:stages] for p in stage.parameters()]
 
 
 def _adapt_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
@@ -167,3 +196,14 @@ def build_encoder(
             f"(timm.list_models()) or one of {known}"
         )
     return TimmEncoder(name, in_channels, pretrained, output_stride)
+
+
+def freeze_encoder_stages(model: nn.Module, stages: int) -> None:
+    """`model.frozen_stages`: freeze the first stages of the model's pyramid encoder."""
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, Encoder):
+        raise SemsegError(
+            "config key 'model.frozen_stages': this model has no encoder with stages "
+            "(use model.encoder=..., e.g. efficientnet_lite0), or remove the key"
+        )
+    encoder.freeze_stages(stages)
