@@ -1,13 +1,15 @@
 """Speed side by side, in one run on this machine. Prints JSON.
 
-Training: the configs/camvid.yaml model, crop and batch, on the same in-memory batches,
+Training: the configs/camvid.yaml encoder, crop and batch with U-Net's full decoder (the
+architecture smp's Unet has), on the same in-memory batches,
     1. a plain PyTorch loop (fp32, default memory layout, `loss.item()` every step: the
        loop of the classic tutorials),
     2. segmentation_models_pytorch's Unet on the same encoder, in that plain loop,
     3. semseg's training step (TrainStep, as `semseg train` builds it: bf16 autocast on
-       CPUs with native bf16, channels_last),
+       CPUs with native bf16, depthwise convolutions in fp32, channels_last),
 with the achieved training GFLOP/s of each next to the fp32 (and bf16) matmul GFLOP/s of
-this machine, measured in the same run.
+this machine, measured in the same run; and 4. the recipe itself (its stride-2 decoder and
+frozen encoder stages: less work per image, so images/s only).
 Inference: images/s at 360x480, batch 1, of semseg's fast models (through the same path
 `semseg predict` uses) and of torchvision's lraspp_mobilenet_v3_large as a user runs it.
 
@@ -34,6 +36,7 @@ import semseg
 from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.engine.precision import autocast, cpu_has_fast_bf16, resolve_amp
 from semseg.models import build_model
+from semseg.models.encoders import freeze_encoder_stages
 from semseg.models.profile import count_flops
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,13 +44,13 @@ NUM_CLASSES = 11  # CamVid
 IGNORE_INDEX = 11
 REFERENCE_NAME = "torchvision lraspp_mobilenet_v3_large"
 REFERENCE = f"{REFERENCE_NAME} (fp32, as a user runs it)"
+RECIPE_ROW = "semseg TrainStep, camvid recipe (stride-2 decoder, frozen stages)"
 # The models semseg recommends where speed matters (name, builder options).
 FAST_MODELS = {
     "lraspp": {},
     "lraspp + efficientnet_lite0": {"encoder": "efficientnet_lite0"},
     "segformer_b0": {},
     "unet_small": {},
-    "unet + efficientnet_lite0 (camvid recipe)": {"encoder": "efficientnet_lite0"},
 }
 
 
@@ -69,7 +72,7 @@ def main() -> None:
             "bf16": round(matmul_gflops(torch.bfloat16), 1),
         },
         "training": training_comparison(config, batch, crop, args.steps),
-        "inference_360x480_images_per_s": inference_comparison(args.repeats),
+        "inference_360x480_images_per_s": inference_comparison(config, args.repeats),
     }
     training = result["training"]
     speeds = training["images_per_s"]
@@ -105,21 +108,24 @@ def training_comparison(config, batch: int, crop: int, steps: int) -> dict:
     masks = torch.randint(0, NUM_CLASSES + 1, (batch, crop, crop), generator=generator)
     batches = [(images, masks)] * steps
     rows = {
-        "plain loop": (lambda: _recipe_model(config), plain_loop),
+        "plain loop": (lambda: _full_decoder_unet(config), plain_loop),
         "smp Unet, plain loop": (_smp_unet, plain_loop),
-        "semseg TrainStep": (lambda: _recipe_model(config), _semseg_loop(config)),
+        "semseg TrainStep": (lambda: _full_decoder_unet(config), _semseg_loop(config)),
+        RECIPE_ROW: (lambda: _recipe_model(config), _semseg_loop(config)),
     }
     speeds, work, achieved = {}, {}, {}
     for name, (make_model, loop) in rows.items():
         torch.manual_seed(0)
         model = make_model()
-        work[name] = round(training_flops_per_image(model, crop) / 1e9, 1)
+        if name != RECIPE_ROW:  # 3x the forward does not hold with frozen stages
+            work[name] = round(training_flops_per_image(model, crop) / 1e9, 1)
         run = loop(model)
         run(batches[:2])  # warm-up: allocator, oneDNN primitive caches
         start = time.perf_counter()
         run(batches)
         speeds[name] = round(batch * steps / (time.perf_counter() - start), 2)
-        achieved[name] = round(work[name] * speeds[name], 1)
+        if name in work:
+            achieved[name] = round(work[name] * speeds[name], 1)
     return {
         "model": f"{config.model.name} + {config.model.encoder}",
         "crop": crop,
@@ -132,7 +138,16 @@ def training_comparison(config, batch: int, crop: int, steps: int) -> dict:
 
 
 def _recipe_model(config) -> nn.Module:
-    return build_model(config.model.name, NUM_CLASSES, **config.model.builder_options())
+    model = build_model(config.model.name, NUM_CLASSES, **config.model.builder_options())
+    if config.model.frozen_stages:
+        freeze_encoder_stages(model, config.model.frozen_stages)
+    return model
+
+
+def _full_decoder_unet(config) -> nn.Module:
+    """The recipe's encoder under U-Net's default decoder, down to full resolution."""
+    options = config.model.builder_options() | {"decoder_widths": None}
+    return build_model(config.model.name, NUM_CLASSES, **options)
 
 
 def _smp_unet() -> nn.Module:
@@ -185,7 +200,7 @@ def _semseg_loop(config) -> Callable[[nn.Module], Callable[[list], None]]:
     return make
 
 
-def inference_comparison(repeats: int) -> dict[str, float]:
+def inference_comparison(config, repeats: int) -> dict[str, float]:
     batch = torch.rand(1, 3, 360, 480)
     cpu = torch.device("cpu")
     # semseg's default inference path: channels_last, eval.amp=auto (bf16 on CPUs with it).
@@ -193,7 +208,9 @@ def inference_comparison(repeats: int) -> dict[str, float]:
     models = {}
     for label, options in FAST_MODELS.items():
         models[label] = build_model(label.split(" ")[0], NUM_CLASSES, **options).eval()
-        models[label].to(memory_format=torch.channels_last)
+    models["camvid recipe (unet + efficientnet_lite0)"] = _recipe_model(config).eval()
+    for model in models.values():
+        model.to(memory_format=torch.channels_last)
     results = {}
     with torch.inference_mode():
         for label, model in models.items():

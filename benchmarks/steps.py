@@ -10,6 +10,7 @@ from torch import nn
 
 from semseg.classes import ClassSet
 from semseg.config import LossConfig, OptimConfig
+from semseg.engine.precision import depthwise_convs_in_fp32
 from semseg.engine.schedule import LRSchedule, build_optimizer
 from semseg.engine.step import TrainStep
 from semseg.losses import build_loss
@@ -43,8 +44,10 @@ def semseg_step(
     class_weights: Sequence[float] | None = None,
     forward: Callable | None = None,
 ) -> TrainStep:
-    """semseg's training step as `semseg train` builds it (the caller chooses the memory
-    layout and precision), with a schedule long enough never to end while timed."""
+    """semseg's training step as `semseg train` builds it on the CPU (the caller chooses
+    the memory layout and precision), with a schedule long enough never to end while
+    timed."""
+    depthwise_convs_in_fp32(model)
     loss, optim = loss or LossConfig(), optim or OptimConfig()
     classes = ClassSet(tuple(f"c{i}" for i in range(num_classes)), ignore_index=ignore_index)
     optimizer = build_optimizer(model, optim)

@@ -14,7 +14,7 @@ import torch
 import semseg
 from semseg.errors import SemsegError
 from semseg.models import build_model, list_models
-from semseg.models.encoders import TORCHVISION_ENCODERS, build_encoder
+from semseg.models.encoders import TORCHVISION_ENCODERS, build_encoder, freeze_encoder_stages
 
 # Tiny variants of every registered model, for the quick tests (same code, small widths
 # or a small encoder). A new model without an entry here fails test_tiny_variants_cover.
@@ -106,6 +106,39 @@ def test_encoders_expose_their_pyramid() -> None:
     assert dilated.reductions == [2, 4, 8, 8, 8]
     gray = build_encoder("tv_resnet18", in_channels=1).eval()
     assert gray(torch.randn(1, 1, 32, 32))[-1].shape[1] == 512
+
+
+def test_short_unet_decoder_ends_early_and_still_returns_full_size_logits() -> None:
+    full = build_model("unet", num_classes=3, encoder="resnet10t")
+    short = build_model("unet", num_classes=3, encoder="resnet10t", decoder_widths=(32, 16))
+    assert len(full.blocks) == 5 and len(short.blocks) == 2  # stride 1 vs stride 8
+    images = torch.randn(2, 3, 64, 96)
+    assert short.eval()(images).shape == (2, 3, 64, 96)
+    assert short.head.in_channels == 16
+    with pytest.raises(SemsegError, match="'model.decoder_widths': only the U-Net on an enc"):
+        build_model("unet", num_classes=3, decoder_widths=(32, 16))
+    with pytest.raises(SemsegError, match="at least one width"):
+        build_model("unet", num_classes=3, encoder="resnet10t", decoder_widths=())
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "tv_resnet18"])
+def test_frozen_stages_stop_gradients_below_the_given_stage(name: str) -> None:
+    model = build_model("unet", num_classes=3, encoder=name)
+    freeze_encoder_stages(model, 2)
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    frozen = set(map(id, model.encoder.stage_parameters(2)))
+    assert frozen and len(frozen) < len(list(model.encoder.parameters()))
+    for parameter in model.parameters():
+        assert parameter.requires_grad is (id(parameter) not in frozen)
+        assert (parameter.grad is None) is (id(parameter) in frozen)
+    # stage 2's features come out of the frozen part unchanged in shape and still feed
+    # the decoder: the first unfrozen stage did get gradients
+    third = model.encoder.stage_parameters(3)
+    assert any(p.grad is not None for p in third)
+    with pytest.raises(SemsegError, match="'model.frozen_stages': 9 is out of range"):
+        freeze_encoder_stages(model, 9)
+    with pytest.raises(SemsegError, match="'model.frozen_stages': this model has no encoder"):
+        freeze_encoder_stages(build_model("unet_small", num_classes=3), 1)
 
 
 def test_unknown_encoder_and_bad_options_name_the_key() -> None:

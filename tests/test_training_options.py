@@ -13,8 +13,10 @@ import semseg
 from semseg.config import Config
 from semseg.engine.checkpoint import load_checkpoint
 from semseg.engine.ema import ModelEMA
-from semseg.engine.precision import resolve_amp
+from semseg.engine.precision import depthwise_convs_in_fp32, resolve_amp
+from semseg.engine.runtime import deterministic_mode
 from semseg.errors import SemsegError
+from semseg.models import build_model
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -106,6 +108,33 @@ def test_amp_settings_resolve_per_device() -> None:
     assert resolve_amp("auto", cpu) in (None, torch.bfloat16)
     with pytest.raises(SemsegError, match="fp16 needs CUDA"):
         resolve_amp("fp16", cpu)
+
+
+def test_depthwise_convolutions_leave_cpu_autocast_and_nothing_else_changes() -> None:
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, encoder="efficientnet_lite0").eval()
+    keys = list(model.state_dict())
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        reference = model(images)
+    depthwise = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert depthwise_convs_in_fp32(model) == len(depthwise) > 0
+    assert list(model.state_dict()) == keys
+    with torch.no_grad():
+        assert torch.equal(model(images), reference)  # without autocast: the same module
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs = depthwise[0](torch.randn(1, depthwise[0].in_channels, 8, 8))
+            dense = model.head(torch.randn(1, model.head.in_channels, 8, 8))
+    assert outputs.dtype == torch.float32 and dense.dtype == torch.bfloat16
+
+
+def test_deterministic_mode_warns_instead_of_failing_and_restores_settings() -> None:
+    before = torch.are_deterministic_algorithms_enabled()
+    with deterministic_mode(True):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.are_deterministic_algorithms_enabled() is before
+    assert not torch.is_deterministic_algorithms_warn_only_enabled()
 
 
 @pytest.mark.parametrize("amp", ["off", "bf16"])

@@ -40,17 +40,23 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 @contextmanager
 def deterministic_mode(enabled: bool) -> Iterator[None]:
-    """Deterministic kernels for the duration of a run, restoring the previous setting."""
+    """Deterministic kernels for the duration of a run, restoring the previous setting.
+
+    warn_only: on CUDA a few ops every segmentation step uses (the 2-D cross-entropy
+    reduction, bilinear upsampling's backward) have no deterministic kernel, and strict
+    mode would stop training with an error (seen on an H100); they warn instead, and
+    such runs can differ in the last bits. On the CPU every op is deterministic."""
     if not enabled:
         yield
         return
     previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     previous_benchmark = torch.backends.cudnn.benchmark
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous)
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
         torch.backends.cudnn.benchmark = previous_benchmark
