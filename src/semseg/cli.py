@@ -87,6 +87,29 @@ def evaluate(
 
 
 @app.command()
+def calibrate(
+    checkpoint: Annotated[Path, typer.Argument(help="a checkpoint, e.g. runs/NAME/best.pt")],
+    overrides: Overrides = None,
+    config: ConfigFile = None,
+    split: Annotated[
+        str | None, typer.Option(help="split to fit on (default: data.val_split)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="checkpoint to write (default: NAME_calibrated.pt)")
+    ] = None,
+) -> None:
+    """Fit per-class logit offsets that maximise mIoU on a split and save them with the
+    model: trades the extra recall of class-weighted training back for IoU.
+
+    The offsets apply wherever the checkpoint is used (eval, predict, semseg.load).
+    Fit on the validation split and score on another (train.fit_class_bias=true does
+    this at the end of training)."""
+    from semseg.commands import run_calibrate
+
+    run_calibrate(checkpoint, config, overrides, split, out)
+
+
+@app.command()
 def score(
     pred: Annotated[Path, typer.Option(help="folder of predicted masks (NAME.png)")],
     gt: Annotated[Path, typer.Option(help="folder of ground-truth masks (NAME.png)")],

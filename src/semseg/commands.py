@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from semseg.boundary import BoundaryMetrics
 from semseg.classes import ClassSet
 from semseg.config import Config, load_config
 from semseg.console import class_table, console, progress_bar, summary_line, track
-from semseg.data import eval_dataset, make_loader
+from semseg.data import SegmentationDataset, eval_dataset, make_loader
 from semseg.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, read_mask
 from semseg.data.labels import LabelDecoder
 from semseg.data.listing import files_by_stem
 from semseg.data.registry import val_split_name
+from semseg.engine.calibrate import ClassBiasFit, calibrate_checkpoint
 from semseg.engine.checkpoint import checkpoint_classes, load_checkpoint, model_from_checkpoint
 from semseg.engine.evaluate import evaluate, sample_predictions
 from semseg.engine.inference import InferenceSettings
@@ -37,6 +40,45 @@ def evaluation_config(
     return load_config(config_file, overrides, base=checkpoint["config"])
 
 
+@dataclass
+class _Evaluation:
+    """A checkpoint's model set up to run on one split of the configured data."""
+
+    payload: dict[str, Any]
+    config: Config
+    classes: ClassSet
+    dataset: SegmentationDataset
+    loader: DataLoader
+    split: str
+    device: torch.device
+    settings: InferenceSettings
+
+
+def _evaluation(
+    checkpoint_path: Path, config_file: Path | None, overrides: list[str], split: str | None
+) -> _Evaluation:
+    payload = load_checkpoint(checkpoint_path)
+    config = evaluation_config(payload, config_file, overrides)
+    classes = checkpoint_classes(payload)
+    dataset = eval_dataset(config.data, split)
+    if dataset.classes.names != classes.names:
+        raise SemsegError(
+            f"{checkpoint_path}: model classes {list(classes.names)} differ from the dataset's "
+            f"{list(dataset.classes.names)}; evaluate on data with the model's classes"
+        )
+    device = resolve_device(config.train.device)
+    return _Evaluation(
+        payload,
+        config,
+        classes,
+        dataset,
+        make_loader(dataset, config.data, config.eval.batch_size, shuffle=False),
+        split or val_split_name(config.data),
+        device,
+        InferenceSettings.from_config(config.eval, device),
+    )
+
+
 def run_eval(
     checkpoint_path: Path,
     config_file: Path | None = None,
@@ -49,24 +91,14 @@ def run_eval(
     """Evaluate a checkpoint on a split (default: the validation split) with the
     configured inference mode; print the per-class table, write the JSON summary (default:
     eval.json beside the checkpoint) and, with `report`, the HTML report."""
-    payload = load_checkpoint(checkpoint_path)
-    config = evaluation_config(payload, config_file, overrides or [])
-    classes = checkpoint_classes(payload)
-    dataset = eval_dataset(config.data, split)
-    if dataset.classes.names != classes.names:
-        raise SemsegError(
-            f"{checkpoint_path}: model classes {list(classes.names)} differ from the dataset's "
-            f"{list(dataset.classes.names)}; evaluate on data with the model's classes"
-        )
-    device = resolve_device(config.train.device)
-    model = model_from_checkpoint(payload, checkpoint_path).to(device)
-    loader = make_loader(dataset, config.data, config.eval.batch_size, shuffle=False)
-    split_name = split or val_split_name(config.data)
-    settings = InferenceSettings.from_config(config.eval, device)
+    setup = _evaluation(checkpoint_path, config_file, overrides or [], split)
+    config, classes, dataset, settings = setup.config, setup.classes, setup.dataset, setup.settings
+    device, split_name = setup.device, setup.split
+    model = model_from_checkpoint(setup.payload, checkpoint_path).to(device)
     tolerance = config.eval.boundary_tolerance if config.eval.boundary_metrics else None
     result = evaluate(
         model,
-        loader,
+        setup.loader,
         classes.num_classes,
         classes.ignore_index,
         device,
@@ -80,12 +112,19 @@ def run_eval(
     title = f"{checkpoint_path} on {split_name}"
     console.print(class_table(metrics, classes.names, title))
     console.print(summary_line(metrics))
+    fitted_on = (setup.payload.get("class_bias_fit") or {}).get("split")
+    if fitted_on == split_name:
+        console.print(
+            f"note: this checkpoint's class bias was fitted on {split_name}, so these figures "
+            "are optimistic; score a split it has not seen"
+        )
     summary = {
         "checkpoint": str(checkpoint_path),
         "split": split_name,
         "images": len(dataset),
         "dataset_fingerprint": dataset.fingerprint(),
         "inference": settings.describe(),
+        "class_bias": setup.payload.get("class_bias_fit"),
         "class_names": list(classes.names),
         "metrics": metrics,
         "nan_rule": NAN_RULE,
@@ -117,6 +156,25 @@ def run_eval(
         )
         console.print(f"report: {page}")
     return summary
+
+
+def run_calibrate(
+    checkpoint_path: Path,
+    config_file: Path | None = None,
+    overrides: list[str] | None = None,
+    split: str | None = None,
+    out: Path | None = None,
+) -> ClassBiasFit:
+    """Fit per-class logit offsets maximising mIoU on a split (default: validation) and
+    write the checkpoint with them (default: NAME_calibrated.pt beside it)."""
+    setup = _evaluation(checkpoint_path, config_file, overrides or [], split)
+    out = out or checkpoint_path.with_name(f"{checkpoint_path.stem}_calibrated.pt")
+    fit = calibrate_checkpoint(
+        checkpoint_path, out, setup.loader, setup.split, setup.device, setup.settings
+    )
+    console.print(fit.describe(setup.classes.names))
+    console.print(f"wrote {out}; score it on another split: semseg eval {out} --split SPLIT")
+    return fit
 
 
 NAN_RULE = (

@@ -227,6 +227,11 @@ class TrainConfig(_Section):
     )
     accumulate_steps: int = Field(1, ge=1, description="batches per optimiser step")
     tensorboard: bool = Field(False, description="also log to RUN/tensorboard")
+    fit_class_bias: bool = Field(
+        False,
+        description="after training, fit per-class logit offsets that maximise val mIoU and "
+        "store them in best.pt (val mIoU is then optimistic: score on another split)",
+    )
 
     _amp_off = field_validator("amp", mode="before")(_off_is_not_false)
 

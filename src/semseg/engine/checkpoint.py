@@ -110,4 +110,6 @@ def model_from_checkpoint(payload: dict[str, Any], path: Path | str = "checkpoin
             "the file may be damaged or from an incompatible semseg version"
         )
     model.load_state_dict(given)
+    if payload.get("class_bias") is not None:
+        model.set_class_bias(torch.tensor(payload["class_bias"]))
     return model

@@ -19,8 +19,10 @@ from semseg.data import (
     make_loader,
     train_dataset,
 )
+from semseg.data.registry import val_split_name
 from semseg.data.stats import auto_class_weights
 from semseg.engine.budget import Budget, parse_duration
+from semseg.engine.calibrate import ClassBiasFit, calibrate_checkpoint
 from semseg.engine.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
@@ -210,7 +212,14 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
                 )
             break
 
-    _finish(run_dir, config, classes, state, val_set, device)
+    class_bias = None
+    if config.train.fit_class_bias:
+        best_path = run_dir / "best.pt"
+        settings = InferenceSettings.from_config(config.eval, device)
+        split = val_split_name(config.data)
+        class_bias = calibrate_checkpoint(best_path, best_path, val_loader, split, device, settings)
+        console.print(class_bias.describe(classes.names))
+    _finish(run_dir, config, classes, state, val_set, device, class_bias)
     return TrainResult(run_dir, state.best_epoch, state.best_metrics)
 
 
@@ -287,6 +296,7 @@ def _finish(
     state: _TrainState,
     val_set: SegmentationDataset,
     device: torch.device,
+    class_bias: ClassBiasFit | None,
 ) -> None:
     """Summary, curves, sample predictions of the best model, per-class table."""
     save_curves_figure(run_dir / "curves.png", state.history)
@@ -307,7 +317,8 @@ def _finish(
             "nan_rule": "a class absent from both ground truth and prediction has NaN (null) "
             "IoU/Dice and is left out of the means",
             "train_time_s": sum(record["epoch_time_s"] for record in state.history),
-        },
+        }
+        | ({"class_bias": class_bias.record(classes.names)} if class_bias else {}),
     )
     title = f"validation, best.pt (epoch {state.best_epoch})"
     console.print(class_table(state.best_metrics, classes.names, title))

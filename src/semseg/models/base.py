@@ -18,6 +18,16 @@ class SegmentationModel(nn.Module):
 
     size_divisor: int = 1
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Per-class logit offsets fitted after training (engine.calibrate); not in the
+        # state_dict: checkpoints carry them as `class_bias`, so older files still load.
+        self.register_buffer("class_bias", None, persistent=False)
+
+    def set_class_bias(self, bias: torch.Tensor | None) -> None:
+        """Add `bias` (C values) to the logits of every forward pass; None removes it."""
+        self.class_bias = None if bias is None else bias.detach().float().reshape(1, -1, 1, 1)
+
     def with_aux(self, logits: torch.Tensor, aux_feature: torch.Tensor, images: torch.Tensor):
         """The model's output: logits, plus the auxiliary head's logits while training."""
         # Not a class attribute: nn.Module keeps submodules in _modules, and a class-level
@@ -36,8 +46,12 @@ class SegmentationModel(nn.Module):
             images = F.pad(images, (0, pad_w, 0, pad_h))
         output = self.forward_padded(images)  # N x C x H' x W' (or a dict of them)
         if isinstance(output, dict):
-            return {name: logits[..., :height, :width] for name, logits in output.items()}
-        return output[..., :height, :width]
+            output = {name: logits[..., :height, :width] for name, logits in output.items()}
+            return output | {"out": self._biased(output["out"])}
+        return self._biased(output[..., :height, :width])
+
+    def _biased(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits if self.class_bias is None else logits + self.class_bias.to(logits.device)
 
     def forward_padded(self, images: torch.Tensor) -> ModelOutput:
         raise NotImplementedError
