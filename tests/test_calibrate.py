@@ -10,7 +10,7 @@ import torch
 
 import semseg
 from conftest import TINY_OVERRIDES
-from semseg.engine.calibrate import _shift_mious, fit_class_bias
+from semseg.engine.calibrate import fit_class_bias
 from semseg.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from semseg.metrics import ConfusionMatrix
 from semseg.models import build_model
@@ -22,45 +22,44 @@ def _miou(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
     return confusion.compute()["miou"]
 
 
-def _skewed_scores(num_classes: int = 4, pixels: int = 20_000, seed: int = 0):
-    """Noisy scores of labels drawn with unequal frequencies, and the same scores with
-    class 3 (the rarest) pushed up by 2, as class-weighted training does."""
+PRIORS = torch.tensor([0.5, 0.3, 0.15, 0.05])
+
+
+def _skewed_scores(skew: float, pixels: int = 20_000, seed: int = 0):
+    """Noisy scores of labels drawn with unequal frequencies, and the same scores pushed
+    toward the rare classes by `skew` * -log(prior), as class-weighted training does."""
     generator = torch.Generator().manual_seed(seed)
-    priors = torch.tensor([0.5, 0.3, 0.15, 0.05])[:num_classes]
-    labels = torch.multinomial(priors, pixels, replacement=True, generator=generator)
-    scores = 2.0 * torch.nn.functional.one_hot(labels, num_classes).float()
-    scores += torch.randn(pixels, num_classes, generator=generator) * 1.2
-    skewed = scores.clone()
-    skewed[:, 3] += 2.0
-    return scores, skewed, labels
+    labels = torch.multinomial(PRIORS, pixels, replacement=True, generator=generator)
+    scores = 2.0 * torch.nn.functional.one_hot(labels, 4).float()
+    scores += torch.randn(pixels, 4, generator=generator) * 1.2
+    return scores, scores - skew * PRIORS.log(), labels
 
 
-def test_every_shift_is_scored_like_an_argmax_and_a_confusion_matrix() -> None:
-    _, scores, labels = _skewed_scores()
-    bias = torch.tensor([0.3, -0.2, 0.0, 0.1])
-    shifts = torch.linspace(-3, 3, 13)
-    for cls in range(4):
-        fast = _shift_mious(scores, labels, bias, cls, shifts)
-        for shift, value in zip(shifts, fast, strict=True):
-            shifted = scores + bias
-            shifted[:, cls] += shift
-            assert value.item() == pytest.approx(_miou(shifted.argmax(1), labels, 4), abs=1e-9)
-
-
-def test_the_fit_undoes_a_skew_toward_a_rare_class() -> None:
-    clean, skewed, labels = _skewed_scores()
-    fit = fit_class_bias(skewed, labels, 4)
+def test_the_fit_undoes_a_push_toward_rare_classes() -> None:
+    clean, skewed, labels = _skewed_scores(skew=1.0)
+    training_pixels = (PRIORS * 1e6).round()
+    fit = fit_class_bias(skewed, labels, training_pixels)
+    assert fit.prior.tolist() == pytest.approx(PRIORS.tolist(), abs=1e-5)
     assert fit.miou_before == pytest.approx(_miou(skewed.argmax(1), labels, 4))
     assert fit.miou_after == pytest.approx(_miou((skewed + fit.bias).argmax(1), labels, 4))
-    assert fit.miou_after > fit.miou_before + 0.2
-    # Shifting a class's scores shifts its fitted offset back by as much: fitted on the
-    # unskewed scores, the offsets differ by the skew, and reach the same mIoU.
-    reference = fit_class_bias(clean, labels, 4)
-    difference = fit.bias - reference.bias
-    assert difference[3] - difference[:3].mean() == pytest.approx(-2.0, abs=0.25)
+    assert fit.miou_after > fit.miou_before + 0.05
+    # Fitted on the unpushed scores, the strength is lower by the push (up to the 0.05
+    # grid), and the same mIoU is reached.
+    reference = fit_class_bias(clean, labels, training_pixels)
+    assert fit.strength - reference.strength == pytest.approx(1.0, abs=0.1)
     assert fit.miou_after == pytest.approx(reference.miou_after, abs=0.005)
-    assert reference.miou_after > _miou(clean.argmax(1), labels, 4)
+    assert reference.miou_after >= _miou(clean.argmax(1), labels, 4)
     assert fit.bias.mean().abs() < 1e-6 and fit.pixels == len(labels)
+    direction = fit.bias / fit.strength  # log(prior), centred: rarer classes lower
+    assert direction.argsort().tolist() == [3, 2, 1, 0]
+
+
+def test_a_model_that_is_already_right_is_left_alone() -> None:
+    labels = torch.multinomial(PRIORS, 5_000, replacement=True)
+    scores = 10.0 * torch.nn.functional.one_hot(labels, 4).float()
+    fit = fit_class_bias(scores, labels, [500, 300, 150, 0])  # an absent class is harmless
+    assert fit.strength == 0.0 and fit.miou_before == fit.miou_after == 1.0
+    assert torch.equal(fit.bias, torch.zeros(4))
 
 
 def test_a_model_adds_its_class_bias_to_the_logits_outside_the_state_dict() -> None:
@@ -92,6 +91,7 @@ def test_training_fits_the_bias_into_best_pt(calibrated_run: Path) -> None:
     fit = payload["class_bias_fit"]
     assert fit["split"] == "val" and list(fit["offsets"]) == names
     assert fit["miou_after"] >= fit["miou_before"]
+    assert sum(fit["prior"].values()) == pytest.approx(1.0)
     summary = json.loads((calibrated_run / "summary.json").read_text())
     assert summary["class_bias"]["offsets"] == pytest.approx(fit["offsets"])
     model = model_from_checkpoint(payload)

@@ -15,11 +15,12 @@ from semseg.boundary import BoundaryMetrics
 from semseg.classes import ClassSet
 from semseg.config import Config, load_config
 from semseg.console import class_table, console, progress_bar, summary_line, track
-from semseg.data import SegmentationDataset, eval_dataset, make_loader
+from semseg.data import SegmentationDataset, eval_dataset, make_loader, train_dataset
 from semseg.data.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, read_mask
 from semseg.data.labels import LabelDecoder
 from semseg.data.listing import files_by_stem
 from semseg.data.registry import val_split_name
+from semseg.data.stats import dataset_stats
 from semseg.engine.calibrate import ClassBiasFit, calibrate_checkpoint
 from semseg.engine.checkpoint import checkpoint_classes, load_checkpoint, model_from_checkpoint
 from semseg.engine.evaluate import evaluate, sample_predictions
@@ -169,8 +170,18 @@ def run_calibrate(
     write the checkpoint with them (default: NAME_calibrated.pt beside it)."""
     setup = _evaluation(checkpoint_path, config_file, overrides or [], split)
     out = out or checkpoint_path.with_name(f"{checkpoint_path.stem}_calibrated.pt")
+    # The prior the network learnt: the training split's (counted once, then cached).
+    training = dataset_stats(
+        train_dataset(setup.config.data), lambda x: track(x, "class statistics")
+    )
     fit = calibrate_checkpoint(
-        checkpoint_path, out, setup.loader, setup.split, setup.device, setup.settings
+        checkpoint_path,
+        out,
+        setup.loader,
+        setup.split,
+        training.pixels,
+        setup.device,
+        setup.settings,
     )
     console.print(fit.describe(setup.classes.names))
     console.print(f"wrote {out}; score it on another split: semseg eval {out} --split SPLIT")

@@ -108,14 +108,9 @@ def per_image_miou(
     valid = (target != ignore_index) & (target >= 0) & (target < n)
     image = torch.arange(count, device=target.device).unsqueeze(1).expand_as(target)
     index = (image * n * n + target * n + pred)[valid]
-    return miou_of_matrices(torch.bincount(index, minlength=count * n * n).reshape(count, n, n))
-
-
-def miou_of_matrices(matrices: torch.Tensor) -> torch.Tensor:
-    """mIoU (NaN rule) of each of a stack of ... x C x C confusion matrices."""
-    matrices = matrices.double()
-    tp = matrices.diagonal(dim1=-2, dim2=-1)
-    union = matrices.sum(-1) + matrices.sum(-2) - tp
+    matrices = torch.bincount(index, minlength=count * n * n).reshape(count, n, n).double()
+    tp = matrices.diagonal(dim1=1, dim2=2)
+    union = matrices.sum(1) + matrices.sum(2) - tp
     iou = torch.where(union > 0, tp / union.clamp(min=1), torch.nan)
     present = ~iou.isnan()
-    return torch.where(present.any(-1), iou.nan_to_num().sum(-1) / present.sum(-1), torch.nan)
+    return torch.where(present.any(1), iou.nan_to_num().sum(1) / present.sum(1), torch.nan)

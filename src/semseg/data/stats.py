@@ -134,13 +134,11 @@ def load_stats(path: Path) -> ClassStats:
         raise SemsegError(f"{path}: unreadable class statistics ({err}); delete it") from None
 
 
-def auto_class_weights(
-    dataset: SegmentationDataset,
-    rule: str,
-    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
-) -> list[float]:
-    """Weights for `loss.class_weights=auto`: from cached statistics of this exact
-    dataset (written by `semseg data check` or an earlier run), else counted now."""
+def dataset_stats(
+    dataset: SegmentationDataset, progress: Callable[[Iterable[int]], Iterable[int]] = iter
+) -> ClassStats:
+    """Class statistics of this exact dataset: from the cache (written by `semseg data
+    check` or an earlier run), else counted now and cached."""
     path = stats_cache_path(dataset.fingerprint())
     if path.is_file():
         stats = load_stats(path)
@@ -149,4 +147,13 @@ def auto_class_weights(
         save_stats(path, stats, {"fingerprint": dataset.fingerprint()})
     if stats.class_names != list(dataset.classes.names):
         raise SemsegError(f"{path}: statistics are for other classes; delete the file")
-    return stats.weights(rule)
+    return stats
+
+
+def auto_class_weights(
+    dataset: SegmentationDataset,
+    rule: str,
+    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+) -> list[float]:
+    """Weights for `loss.class_weights=auto`, from the dataset's statistics."""
+    return dataset_stats(dataset, progress).weights(rule)

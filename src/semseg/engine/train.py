@@ -20,7 +20,7 @@ from semseg.data import (
     train_dataset,
 )
 from semseg.data.registry import val_split_name
-from semseg.data.stats import auto_class_weights
+from semseg.data.stats import auto_class_weights, dataset_stats
 from semseg.engine.budget import Budget, parse_duration
 from semseg.engine.calibrate import ClassBiasFit, calibrate_checkpoint
 from semseg.engine.checkpoint import (
@@ -217,7 +217,10 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
         best_path = run_dir / "best.pt"
         settings = InferenceSettings.from_config(config.eval, device)
         split = val_split_name(config.data)
-        class_bias = calibrate_checkpoint(best_path, best_path, val_loader, split, device, settings)
+        class_pixels = dataset_stats(train_set, lambda items: track(items, "class statistics"))
+        class_bias = calibrate_checkpoint(
+            best_path, best_path, val_loader, split, class_pixels.pixels, device, settings
+        )
         console.print(class_bias.describe(classes.names))
     _finish(run_dir, config, classes, state, val_set, device, class_bias)
     return TrainResult(run_dir, state.best_epoch, state.best_metrics)
