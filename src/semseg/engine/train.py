@@ -217,9 +217,9 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
         best_path = run_dir / "best.pt"
         settings = InferenceSettings.from_config(config.eval, device)
         split = val_split_name(config.data)
-        class_pixels = dataset_stats(train_set, lambda items: track(items, "class statistics"))
+        training_stats = dataset_stats(train_set, lambda items: track(items, "class statistics"))
         class_bias = calibrate_checkpoint(
-            best_path, best_path, val_loader, split, class_pixels.pixels, device, settings
+            best_path, best_path, val_loader, split, training_stats.pixels, device, settings
         )
         console.print(class_bias.describe(classes.names))
     _finish(run_dir, config, classes, state, val_set, device, class_bias)
