@@ -98,8 +98,9 @@ def calibrate(
         Path | None, typer.Option(help="checkpoint to write (default: NAME_calibrated.pt)")
     ] = None,
 ) -> None:
-    """Fit per-class logit offsets that maximise mIoU on a split and save them with the
-    model: trades the extra recall of class-weighted training back for IoU.
+    """Fit per-class logit offsets, t x log(training class prior) with t chosen by mIoU on
+    a split, and save them with the model: trades the extra recall of class-weighted
+    training back for IoU.
 
     The offsets apply wherever the checkpoint is used (eval, predict, semseg.load).
     Fit on the validation split and score on another (train.fit_class_bias=true does

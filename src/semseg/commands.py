@@ -166,8 +166,9 @@ def run_calibrate(
     split: str | None = None,
     out: Path | None = None,
 ) -> ClassBiasFit:
-    """Fit per-class logit offsets maximising mIoU on a split (default: validation) and
-    write the checkpoint with them (default: NAME_calibrated.pt beside it)."""
+    """Fit the class-prior logit adjustment (engine.calibrate) maximising mIoU on a split
+    (default: validation) and write the checkpoint with it (default: NAME_calibrated.pt
+    beside it)."""
     setup = _evaluation(checkpoint_path, config_file, overrides or [], split)
     out = out or checkpoint_path.with_name(f"{checkpoint_path.stem}_calibrated.pt")
     # The prior the network learnt: the training split's (counted once, then cached).
@@ -175,6 +176,7 @@ def run_calibrate(
         train_dataset(setup.config.data), lambda x: track(x, "class statistics")
     )
     fit = calibrate_checkpoint(
+        setup.payload,  # loaded once, for the class check and the fit
         checkpoint_path,
         out,
         setup.loader,

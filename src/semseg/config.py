@@ -229,8 +229,8 @@ class TrainConfig(_Section):
     tensorboard: bool = Field(False, description="also log to RUN/tensorboard")
     fit_class_bias: bool = Field(
         False,
-        description="after training, fit per-class logit offsets that maximise val mIoU and "
-        "store them in best.pt (val mIoU is then optimistic: score on another split)",
+        description="after training, add t * log(training class prior) to the logits, t "
+        "chosen by val mIoU, in best.pt (val mIoU is then optimistic: score another split)",
     )
 
     _amp_off = field_validator("amp", mode="before")(_off_is_not_false)

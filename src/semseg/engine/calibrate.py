@@ -33,7 +33,6 @@ from torch.utils.data import DataLoader
 from semseg.console import progress_bar
 from semseg.engine.checkpoint import (
     checkpoint_classes,
-    load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
@@ -42,6 +41,7 @@ from semseg.metrics import ConfusionMatrix
 
 
 def calibrate_checkpoint(
+    payload: dict[str, Any],
     checkpoint: Path,
     out: Path,
     loader: DataLoader,
@@ -50,10 +50,10 @@ def calibrate_checkpoint(
     device: torch.device,
     settings: InferenceSettings,
 ) -> ClassBiasFit:
-    """Fit the class bias of `checkpoint`'s model on `loader` (raw scores, whatever bias
-    the file had) along the prior of `class_pixels` (the training split's pixels per
-    class), and write the checkpoint with it to `out` (atomically; may be the same path)."""
-    payload = load_checkpoint(checkpoint)
+    """Fit the class bias of the model in `payload` (loaded from `checkpoint`) on `loader`
+    (raw scores, whatever bias the file had) along the prior of `class_pixels` (the
+    training split's pixels per class), and write the checkpoint with it to `out`
+    (atomically; may be the same path)."""
     model = model_from_checkpoint(payload, checkpoint).to(device)
     model.set_class_bias(None)
     classes = checkpoint_classes(payload)

@@ -219,7 +219,14 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
         split = val_split_name(config.data)
         training_stats = dataset_stats(train_set, lambda items: track(items, "class statistics"))
         class_bias = calibrate_checkpoint(
-            best_path, best_path, val_loader, split, training_stats.pixels, device, settings
+            load_checkpoint(best_path),
+            best_path,
+            best_path,
+            val_loader,
+            split,
+            training_stats.pixels,
+            device,
+            settings,
         )
         console.print(class_bias.describe(classes.names))
     _finish(run_dir, config, classes, state, val_set, device, class_bias)
