@@ -48,15 +48,44 @@ def test_sliding_window_averages_overlapping_tiles(model) -> None:
     assert torch.allclose(tiled, expected, atol=1e-5)
 
 
-def test_tta_is_the_mean_of_flipped_and_scaled_probabilities(model) -> None:
+def test_tta_is_the_mean_of_flipped_and_scaled_log_probabilities(model) -> None:
     images = torch.randn(1, 3, 64, 64)
     plain = predict_logits(model, images, InferenceSettings(scales=(1.0,)))
     assert torch.allclose(plain, model(images))
     flipped = predict_logits(model, images, InferenceSettings(flip=True))
-    by_hand = (model(images).softmax(1) + model(images.flip(-1)).flip(-1).softmax(1)) / 2
+    by_hand = (
+        model(images).log_softmax(1) + model(images.flip(-1)).flip(-1).log_softmax(1)
+    ) / 2
     assert torch.allclose(flipped, by_hand, atol=1e-5)
     multi = predict_logits(model, images, InferenceSettings(scales=(0.5, 1.0)))
-    assert multi.shape == (1, 3, 64, 64) and torch.allclose(multi.sum(1), torch.ones(1, 64, 64))
+    # softmax of the scores: the passes' normalised geometric mean, a probability map
+    assert multi.shape == (1, 3, 64, 64) and (multi <= 0).all()
+    assert torch.allclose(multi.softmax(1).sum(1), torch.ones(1, 64, 64))
+
+
+def test_a_class_bias_in_the_model_shifts_tta_scores_by_the_bias() -> None:
+    """What calibration relies on: scores fitted without the bias, plus the bias, pick
+    the classes the model picks with the bias inside, with every TTA setting."""
+    images = torch.randn(2, 3, 48, 64)
+    torch.manual_seed(1)
+    plain = build_model("unet_small", num_classes=3, base_width=8).eval()
+    with torch.no_grad():  # logits a few units apart, as a trained model's are
+        plain.head.weight.mul_(100.0)
+        plain.head.bias.zero_()
+    biased = build_model("unet_small", num_classes=3, base_width=8).eval()
+    biased.load_state_dict(plain.state_dict())
+    bias = torch.tensor([0.8, -0.5, -0.3])
+    biased.set_class_bias(bias)
+    assert len(predict_logits(biased, images).argmax(1).unique()) == 3
+    for settings in (
+        InferenceSettings(),
+        InferenceSettings(flip=True),
+        InferenceSettings(scales=(0.75, 1.0, 1.25), flip=True),
+        InferenceSettings(mode="slide", crop=(32, 32), stride=(16, 16), flip=True),
+    ):
+        fitted = predict_logits(plain, images, settings) + bias.view(1, 3, 1, 1)
+        inside = predict_logits(biased, images, settings)
+        assert torch.equal(fitted.argmax(1), inside.argmax(1)), settings
 
 
 def test_bf16_inference_returns_fp32_scores_with_the_same_argmax(model) -> None:

@@ -79,7 +79,13 @@ def _main_output(output: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor
 def predict_logits(
     model: nn.Module, images: torch.Tensor, settings: InferenceSettings | None = None
 ) -> torch.Tensor:
-    """N x C_in x H x W normalised images -> N x C x H x W scores."""
+    """N x C_in x H x W normalised images -> N x C x H x W scores: the logits of one
+    pass, or with test-time augmentation the mean log-probabilities of the passes (their
+    softmax is the normalised geometric mean of the passes' probabilities).
+
+    Log space, not probabilities, so that offsets added to the model's logits (the class
+    bias) shift the scores by exactly those offsets plus a per-pixel constant: a bias
+    fitted on these scores then picks the same classes once it sits in the model."""
     settings = settings or InferenceSettings()
     if not settings.augmented:
         return _single_pass(model, images, settings)
@@ -96,10 +102,10 @@ def predict_logits(
         for batch, flipped in variants:
             scores = _single_pass(model, batch, settings)
             scores = scores.flip(-1) if flipped else scores
-            probs = F.interpolate(
+            log_probs = F.interpolate(
                 scores, size=(height, width), mode="bilinear", align_corners=False
-            ).softmax(1)
-            total = probs if total is None else total + probs
+            ).log_softmax(1)
+            total = log_probs if total is None else total + log_probs
     return total / (len(settings.scales) * (2 if settings.flip else 1))
 
 
