@@ -214,31 +214,31 @@ def inference_comparison(config, repeats: int) -> dict[str, float]:
     results = {}
     with torch.inference_mode():
         for label, model in models.items():
-            results[f"semseg {label}"] = _images_per_second(
+            results[f"semseg {label}"] = images_per_second(
                 lambda model=model: predict_logits(model, batch, settings), repeats
             )
-        results["semseg lraspp (eval.amp=off: fp32)"] = _images_per_second(
+        results["semseg lraspp (eval.amp=off: fp32)"] = images_per_second(
             lambda: predict_logits(models["lraspp"], batch, InferenceSettings()), repeats
         )
         reference = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
             weights=None, weights_backbone=None, num_classes=NUM_CLASSES
         ).eval()
-        results[REFERENCE] = _images_per_second(lambda: reference(batch)["out"], repeats)
+        results[REFERENCE] = images_per_second(lambda: reference(batch)["out"], repeats)
         # The same model with semseg's inference settings, to separate model from settings.
         reference.to(memory_format=torch.channels_last)
         nhwc = batch.contiguous(memory_format=torch.channels_last)
-        results[f"{REFERENCE_NAME} (channels_last)"] = _images_per_second(
+        results[f"{REFERENCE_NAME} (channels_last)"] = images_per_second(
             lambda: reference(nhwc)["out"], repeats
         )
         if settings.amp_dtype is not None:
             with autocast(cpu, settings.amp_dtype):
-                results[f"{REFERENCE_NAME} (channels_last, bf16 autocast)"] = _images_per_second(
+                results[f"{REFERENCE_NAME} (channels_last, bf16 autocast)"] = images_per_second(
                     lambda: reference(nhwc)["out"], repeats
                 )
     return results
 
 
-def _images_per_second(call: Callable[[], object], repeats: int) -> float:
+def images_per_second(call: Callable[[], object], repeats: int) -> float:
     call()
     times = []
     for _ in range(repeats):

@@ -53,9 +53,7 @@ def test_tta_is_the_mean_of_flipped_and_scaled_log_probabilities(model) -> None:
     plain = predict_logits(model, images, InferenceSettings(scales=(1.0,)))
     assert torch.allclose(plain, model(images))
     flipped = predict_logits(model, images, InferenceSettings(flip=True))
-    by_hand = (
-        model(images).log_softmax(1) + model(images.flip(-1)).flip(-1).log_softmax(1)
-    ) / 2
+    by_hand = (model(images).log_softmax(1) + model(images.flip(-1)).flip(-1).log_softmax(1)) / 2
     assert torch.allclose(flipped, by_hand, atol=1e-5)
     multi = predict_logits(model, images, InferenceSettings(scales=(0.5, 1.0)))
     # softmax of the scores: the passes' normalised geometric mean, a probability map

@@ -215,3 +215,31 @@ def test_an_epoch_starting_after_the_budget_still_trains_one_batch() -> None:
     batches = [(torch.randn(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32)))] * 3
     record = step.run_epoch(batches, "late", "", stop=lambda: True)
     assert record["train_loss"] > 0 and step.schedule.step_count == 1
+
+
+def test_validation_runs_one_pass_and_the_class_bias_fit_uses_the_tta(
+    tiny_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """eval.flip/eval.scales: checkpoints are ranked on one pass (TTA at every validation
+    would cost 2-6x), the class bias is fitted with the TTA the checkpoint is used with."""
+    from semseg.engine import calibrate, inference, train
+
+    validation, calibration = set(), set()
+
+    def validate(*args, settings, **kwargs):
+        validation.add(settings.augmented)
+        return evaluate(*args, settings=settings, **kwargs)
+
+    def predict_for_the_fit(model, images, settings):
+        calibration.add(settings.augmented)
+        return inference.predict_logits(model, images, settings)
+
+    evaluate = train.evaluate
+    monkeypatch.setattr(train, "evaluate", validate)
+    monkeypatch.setattr(calibrate, "predict_logits", predict_for_the_fit)
+    config = _configured(
+        tiny_config, eval__flip=True, eval__scales=[1.0, 1.5], train__fit_class_bias=True
+    )
+    history = _history(semseg.train(config).run_dir)
+    assert validation == {False} and calibration == {True}
+    assert all(record["val_loss"] is not None for record in history)

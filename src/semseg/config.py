@@ -270,6 +270,8 @@ class EvalConfig(_Section):
     tile_batch: int | Literal["auto"] = Field(
         "auto", description="slide: tiles per forward pass; auto: 8 on CUDA, 1 on CPU"
     )
+    # Test-time augmentation applies to semseg eval/predict, the class-bias fit and
+    # samples.png; validation during training runs one pass (it only ranks checkpoints).
     scales: list[float] = Field([1.0], description="test-time scales, e.g. [0.75, 1, 1.25]")
     flip: bool = Field(False, description="test-time horizontal flip")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(

@@ -8,7 +8,7 @@ argmax is the prediction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +65,10 @@ class InferenceSettings:
     @property
     def augmented(self) -> bool:
         return self.flip or self.scales != (1.0,)
+
+    def single_pass(self) -> InferenceSettings:
+        """The same mode and precision without test-time augmentation."""
+        return replace(self, scales=(1.0,), flip=False)
 
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:

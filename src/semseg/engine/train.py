@@ -180,7 +180,9 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
                 classes.ignore_index,
                 device,
                 loss_fn,
-                settings=InferenceSettings.from_config(config.eval, device),
+                # One pass: validation ranks checkpoints, and test-time augmentation
+                # (eval.scales, eval.flip) would cost its 2-6x at every validation.
+                settings=InferenceSettings.from_config(config.eval, device).single_pass(),
             )
             metrics = result.confusion.compute()
             record |= {
