@@ -10,8 +10,9 @@ architecture smp's Unet has), on the same in-memory batches,
 with the achieved training GFLOP/s of each next to the fp32 (and bf16) matmul GFLOP/s of
 this machine, measured in the same run; and 4. the recipe itself (its stride-2 decoder and
 frozen encoder stages: less work per image, so images/s only).
-Inference: images/s at 360x480, batch 1, of semseg's fast models (through the same path
-`semseg predict` uses) and of torchvision's lraspp_mobilenet_v3_large as a user runs it.
+Inference: images/s at 360x480, batch 1, of semseg's fast models and the CamVid recipe's
+model (one pass, and with the recipe's test-time augmentation), through the path
+`semseg predict` uses, and of torchvision's lraspp_mobilenet_v3_large as a user runs it.
 
     python benchmarks/speed.py
     python benchmarks/speed.py --steps 12 --repeats 30
@@ -208,7 +209,8 @@ def inference_comparison(config, repeats: int) -> dict[str, float]:
     models = {}
     for label, options in FAST_MODELS.items():
         models[label] = build_model(label.split(" ")[0], NUM_CLASSES, **options).eval()
-    models["camvid recipe (unet + efficientnet_lite0)"] = _recipe_model(config).eval()
+    recipe = "camvid recipe (unet + efficientnet_lite0), one pass"
+    models[recipe] = _recipe_model(config).eval()
     for model in models.values():
         model.to(memory_format=torch.channels_last)
     results = {}
@@ -217,6 +219,11 @@ def inference_comparison(config, repeats: int) -> dict[str, float]:
             results[f"semseg {label}"] = images_per_second(
                 lambda model=model: predict_logits(model, batch, settings), repeats
             )
+        # As benchmarks/camvid.py scores the test images: eval.scales and eval.flip.
+        as_scored = InferenceSettings.from_config(config.eval, cpu)
+        results[f"semseg camvid recipe, {as_scored.describe()}"] = images_per_second(
+            lambda: predict_logits(models[recipe], batch, as_scored), repeats
+        )
         results["semseg lraspp (eval.amp=off: fp32)"] = images_per_second(
             lambda: predict_logits(models["lraspp"], batch, InferenceSettings()), repeats
         )
