@@ -13,11 +13,15 @@ t is chosen on the validation split by mIoU, over a grid. One number, on purpose
 offset per class fitted CamVid's 101 val images better and its test images worse (one
 run: 59.2 test mIoU against 62.5 for t; another: 63.1 against 62.5), and the validation
 split's own class shares are a worse direction than the training split's (61.2 and 61.6
-test mIoU on those runs): val need not share train's class balance. The scores are a
-uniform random sample of the split's labelled pixels, which keeps memory bounded on large
-datasets. The resulting offsets are stored in the checkpoint
-and added inside the model's forward pass (`SegmentationModel.set_class_bias`), so eval,
-predict and export all apply them.
+test mIoU on those runs): val need not share train's class balance.
+
+The scores are a uniform random sample of the split's labelled pixels, which keeps memory
+bounded on large datasets, computed with the configured test-time augmentation: offsets
+added to the model's logits shift its mean log-probabilities by the same offsets (plus a
+per-pixel constant, which argmax ignores), so the fit holds for augmented predictions
+too. The resulting offsets are stored in the checkpoint and added inside the model's
+forward pass (`SegmentationModel.set_class_bias`), so eval, predict and export all apply
+them.
 """
 
 from __future__ import annotations
