@@ -95,6 +95,9 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     generator = torch.Generator()
     train_loader = make_loader(train_set, config.data, config.data.batch_size, True, generator)
     val_loader = make_loader(val_set, config.data, config.eval.batch_size, False)
+    # With eval.scales/eval.flip: what the class-bias fit scores. Validation runs one pass:
+    # it ranks checkpoints, and test-time augmentation would cost its 2-6x every time.
+    inference = InferenceSettings.from_config(config.eval, device)
     steps_per_epoch = -(-len(train_loader) // config.train.accumulate_steps)  # optimiser steps
     budget = None
     if config.train.time_budget:
@@ -180,9 +183,7 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
                 classes.ignore_index,
                 device,
                 loss_fn,
-                # One pass: validation ranks checkpoints, and test-time augmentation
-                # (eval.scales, eval.flip) would cost its 2-6x at every validation.
-                settings=InferenceSettings.from_config(config.eval, device).single_pass(),
+                settings=inference.single_pass(),
             )
             metrics = result.confusion.compute()
             record |= {
@@ -217,7 +218,6 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
     class_bias = None
     if config.train.fit_class_bias:
         best_path = run_dir / "best.pt"
-        settings = InferenceSettings.from_config(config.eval, device)
         split = val_split_name(config.data)
         training_stats = dataset_stats(train_set, lambda items: track(items, "class statistics"))
         class_bias = calibrate_checkpoint(
@@ -228,7 +228,7 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
             split,
             training_stats.pixels,
             device,
-            settings,
+            inference,
         )
         console.print(class_bias.describe(classes.names))
     _finish(run_dir, config, classes, state, val_set, device, class_bias)
