@@ -243,3 +243,39 @@ def test_validation_runs_one_pass_and_the_class_bias_fit_uses_the_tta(
     history = _history(semseg.train(config).run_dir)
     assert validation == {False} and calibration == {True}
     assert all(record["val_loss"] is not None for record in history)
+
+
+def test_encoder_lr_scale_gives_the_encoder_its_share_of_the_scheduled_rate() -> None:
+    from semseg.config import OptimConfig
+    from semseg.engine.schedule import LRSchedule, build_optimizer
+    from semseg.models import build_model
+    from semseg.models.encoders import freeze_encoder_stages
+
+    model = build_model("unet", 3, encoder="tv_resnet18", decoder_widths=[16, 8])
+    freeze_encoder_stages(model, 1)
+    optim = OptimConfig(lr=0.01, encoder_lr_scale=0.1, schedule="poly")
+    optimizer = build_optimizer(model, optim)
+    schedule = LRSchedule(optimizer, optim, total_steps=10, warmup_steps=0)
+    for _ in range(3):
+        schedule.step()
+    rate_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    encoder = {id(p) for p in model.encoder.parameters()}
+    assert schedule.lr == pytest.approx(0.01 * 0.7**0.9)
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:  # the frozen stem: not optimised at all
+            assert id(parameter) not in rate_of, name
+        elif id(parameter) in encoder:
+            assert rate_of[id(parameter)] == pytest.approx(0.1 * schedule.lr), name
+        else:
+            assert rate_of[id(parameter)] == pytest.approx(schedule.lr), name
+    assert encoder & rate_of.keys() and rate_of.keys() - encoder  # both kinds are optimised
+
+
+def test_encoder_lr_scale_on_a_model_without_encoder_names_the_key() -> None:
+    from semseg.config import OptimConfig
+    from semseg.engine.schedule import build_optimizer
+    from semseg.models import build_model
+
+    model = build_model("unet_small", 3, base_width=4)
+    with pytest.raises(SemsegError, match="'optim.encoder_lr_scale'.*remove the key"):
+        build_optimizer(model, OptimConfig(encoder_lr_scale=0.1))

@@ -193,6 +193,9 @@ class LossConfig(_Section):
 class OptimConfig(_Section):
     name: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(3e-3, gt=0)
+    encoder_lr_scale: float = Field(
+        1.0, gt=0, description="a pretrained encoder's learning rate, as a share of optim.lr"
+    )
     weight_decay: float = Field(1e-4, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     schedule: Literal["poly", "cosine", "plateau", "constant"] = "poly"

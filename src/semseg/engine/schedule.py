@@ -10,19 +10,50 @@ import torch
 from torch import nn
 
 from semseg.config import OptimConfig
+from semseg.errors import SemsegError
 
 
 def build_optimizer(model: nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
-    # Weight decay on norm scales and biases only shrinks them toward 0; leave them out.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [
-        {"params": decay, "weight_decay": optim.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    """SGD or AdamW over the trainable parameters, in groups that carry their own weight
+    decay and `lr_scale` (the share of the scheduled rate that LRSchedule gives them)."""
+    groups = []
+    for parameters, lr_scale in _parameters_by_lr_scale(model, optim.encoder_lr_scale):
+        trainable = [p for p in parameters if p.requires_grad]
+        # Weight decay on norm scales and biases only shrinks them toward 0; leave them out.
+        groups += [
+            {
+                "params": [p for p in trainable if p.ndim > 1],
+                "weight_decay": optim.weight_decay,
+                "lr_scale": lr_scale,
+            },
+            {
+                "params": [p for p in trainable if p.ndim <= 1],
+                "weight_decay": 0.0,
+                "lr_scale": lr_scale,
+            },
+        ]
     if optim.name == "sgd":
         return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum)
     return torch.optim.AdamW(groups, lr=optim.lr)
+
+
+def _parameters_by_lr_scale(
+    model: nn.Module, encoder_lr_scale: float
+) -> list[tuple[list[nn.Parameter], float]]:
+    """(parameters, learning-rate scale) pairs: the whole model at 1, or, with
+    `optim.encoder_lr_scale`, the pretrained encoder at that scale and the rest at 1
+    (a new decoder learns from scratch while the encoder's features are only adjusted)."""
+    if encoder_lr_scale == 1.0:
+        return [(list(model.parameters()), 1.0)]
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        raise SemsegError(
+            "config key 'optim.encoder_lr_scale': this model has no encoder (use "
+            "model.encoder=..., e.g. efficientnet_lite0), or remove the key"
+        )
+    in_encoder = {id(p) for p in encoder.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in in_encoder]
+    return [(list(encoder.parameters()), encoder_lr_scale), (rest, 1.0)]
 
 
 class LRSchedule:
@@ -55,7 +86,8 @@ class LRSchedule:
 
     @property
     def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
+        """The scheduled rate (groups with an `lr_scale` get that share of it)."""
+        return self.scheduled_lr
 
     def step(self) -> None:
         self.step_count += 1
@@ -90,8 +122,9 @@ class LRSchedule:
 
     def _apply(self) -> None:
         lr = self.optim.min_lr + (self.optim.lr - self.optim.min_lr) * self.factor()
+        self.scheduled_lr = lr
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def state_dict(self) -> dict[str, Any]:
         return {
