@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,18 +37,20 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="extra KEY=VALUE overrides")
     parser.add_argument("--runs", type=Path, default=None, help="run folder parent")
     args = parser.parse_args()
+    splits = holdout_splits(args.root, args.sequence)
+    kept, held_out = len(splits["train"]), len(splits["val"])
     work = Path(tempfile.mkdtemp(prefix="camvid-holdout-"))
-    kept, held_out = link_holdout_split(args.root.resolve(), args.sequence, work / "data")
+    link_splits(args.root.resolve(), splits, work / "data")
     recipe = semseg.load_config(args.config, args.set)
     full_budget = parse_duration(recipe.train.time_budget or "28m")
     minutes = max(1, round(full_budget * kept / (kept + held_out) / 60))
     config = semseg.load_config(
         args.config,
         [
+            *args.set,  # first: the split, run folder and scaled budget are this script's
             f"data.root={work / 'data'}",
             f"train.output_dir={args.runs or work / 'runs'}",
             f"train.time_budget={minutes}m",
-            *args.set,
         ],
     )
     result = semseg.train(config)
@@ -71,13 +74,12 @@ def main() -> None:
     )
 
 
-def link_holdout_split(root: Path, sequence: str, out: Path) -> tuple[int, int]:
-    """A CamVid folder at `out` (symbolic links, no copies) whose train split is root's
-    minus the frames of `sequence` and whose val split is those frames. Returns the
-    image counts of both."""
+def holdout_splits(root: Path, sequence: str) -> dict[str, list[str]]:
+    """root's training frames split in two: train (every sequence but `sequence`) and
+    val (the frames of `sequence`)."""
     listing = root / "train.txt"
     if not listing.is_file():
-        raise SystemExit(f"{listing}: not found; give --root, the CamVid folder")
+        fail(f"{listing}: not found; give --root, the CamVid folder")
     stems = listing.read_text().split()
     splits = {
         "train": [s for s in stems if not s.startswith(sequence)],
@@ -85,17 +87,28 @@ def link_holdout_split(root: Path, sequence: str, out: Path) -> tuple[int, int]:
     }
     if not splits["val"]:
         sequences = sorted({s.split("_")[0] for s in stems})
-        raise SystemExit(f"{listing}: no frames of sequence {sequence!r}; it has {sequences}")
+        fail(f"{listing}: no frames of sequence {sequence!r}; give --sequence, one of {sequences}")
+    return splits
+
+
+def link_splits(root: Path, splits: dict[str, list[str]], out: Path) -> None:
+    """A CamVid folder at `out` with the given splits of root's training frames, as
+    symbolic links (no copies)."""
     for split, names in splits.items():
-        (out / f"{split}.txt").parent.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
         (out / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
         for folder, suffix in (("images", ".jpg"), ("labels", ".png")):
-            (out / split / folder).mkdir(parents=True, exist_ok=True)
+            (out / split / folder).mkdir(parents=True)
             for name in names:
                 (out / split / folder / f"{name}{suffix}").symlink_to(
                     root / "train" / folder / f"{name}{suffix}"
                 )
-    return len(splits["train"]), len(splits["val"])
+
+
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit code 2."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":
