@@ -94,8 +94,8 @@ def holdout_splits(root: Path, sequence: str) -> dict[str, list[str]]:
 def link_splits(root: Path, splits: dict[str, list[str]], out: Path) -> None:
     """A CamVid folder at `out` with the given splits of root's training frames, as
     symbolic links (no copies)."""
+    out.mkdir(parents=True)
     for split, names in splits.items():
-        out.mkdir(parents=True, exist_ok=True)
         (out / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
         for folder, suffix in (("images", ".jpg"), ("labels", ".png")):
             (out / split / folder).mkdir(parents=True)
