@@ -8,8 +8,13 @@ training speed (`semseg train` reports images/s; the README lists the figures us
     python benchmarks/camvid_trials.py --parallel 4 --root /data/camvid \\
         "base train.epochs=21" "light train.epochs=30 model.decoder_widths=[128,64,32,16]"
 
+With `--hold-out SEQUENCE` the trials validate on that training sequence instead, trained
+on the other training sequences (camvid_holdout.py's split: unseen-sequence validation
+without looking at test).
+
 Prints one JSON line per trial as it ends: the overrides, epochs, final and best val
-mIoU, and the best epoch's per-class IoU.
+mIoU (one pass), the best epoch's per-class IoU and, with the recipe's class bias, best.pt's
+val mIoU with the test-time augmentation before and after the bias.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+
+from camvid_holdout import holdout_splits, link_splits
+
+from semseg.engine.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,6 +59,7 @@ def run_trial(spec: str, args: argparse.Namespace, runs: Path) -> dict:
     history = [json.loads(line) for line in (runs / name / "metrics.jsonl").open()]
     scored = [record for record in history if "val_miou" in record]
     summary = json.loads((runs / name / "summary.json").read_text())
+    fit = load_checkpoint(runs / name / "best.pt").get("class_bias_fit")
     return {
         "trial": name,
         "overrides": overrides,
@@ -62,6 +72,9 @@ def run_trial(spec: str, args: argparse.Namespace, runs: Path) -> dict:
             for n, v in zip(summary["class_names"], summary["best"]["iou"], strict=True)
         },
         "train_images_per_s": round(history[-1]["images_per_s"], 1),
+        # with train.fit_class_bias: best.pt's val mIoU with eval's test-time augmentation
+        "val_miou_tta_before_class_bias": fit and round(100 * fit["miou_before"], 2),
+        "val_miou_tta_after_class_bias": fit and round(100 * fit["miou_after"], 2),
     }
 
 
@@ -74,9 +87,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="data workers per trial")
     parser.add_argument("--val-every", type=int, default=5)
     parser.add_argument("--runs", type=Path, default=None, help="run folder parent")
+    parser.add_argument("--hold-out", metavar="SEQUENCE", help="validate on this training sequence")
     args = parser.parse_args()
     runs = args.runs or Path(tempfile.mkdtemp(prefix="camvid-trials-"))
     runs.mkdir(parents=True, exist_ok=True)
+    if args.hold_out:
+        linked = runs / f"camvid-without-{args.hold_out}"
+        link_splits(args.root.resolve(), holdout_splits(args.root, args.hold_out), linked)
+        args.root = linked
     with ThreadPoolExecutor(args.parallel) as pool:
         pending = [pool.submit(run_trial, spec, args, runs) for spec in args.trials]
         for done in as_completed(pending):  # one line per trial as soon as it ends
