@@ -52,6 +52,14 @@ def test_bad_values_name_the_key_and_what_is_allowed(override: str, expected: st
     assert expected in str(info.value)
 
 
+def test_text_keys_keep_override_text_that_yaml_would_read_as_bool_or_number() -> None:
+    config = load_config(None, ["train.name=off", "model.encoder=2024", "train.epochs=3"])
+    assert config.train.name == "off"  # YAML 1.1 would read false
+    assert config.model.encoder == "2024"
+    assert config.train.epochs == 3  # numbers stay numbers where a number is expected
+    assert load_config(None, ["train.name=null"]).train.name is None
+
+
 def test_malformed_override_and_yaml_files(tmp_path: Path) -> None:
     with pytest.raises(SemsegError, match="KEY=VALUE"):
         load_config(None, ["train.epochs"])

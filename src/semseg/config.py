@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -380,8 +380,10 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         value = yaml.safe_load(raw) if raw else None
     except yaml.YAMLError:
         value = raw  # e.g. an unquoted path with ':' stays a plain string
-    node = data
     parts = key.split(".")
+    if isinstance(value, bool | int | float) and _is_text_field(parts):
+        value = raw  # train.name=off or =2024 names a run, not false or a number
+    node = data
     for depth, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
@@ -389,6 +391,15 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             raise SemsegError(f"override {item!r}: config key '{parent}' is not a section")
         node = child
     node[parts[-1]] = value
+
+
+def _is_text_field(path: list[str]) -> bool:
+    """Whether the key at `path` takes free text (str or str | None)."""
+    section = _section_model(path[:-1])
+    field = section.model_fields.get(path[-1]) if section else None
+    if field is None:
+        return False
+    return field.annotation is str or set(get_args(field.annotation)) == {str, type(None)}
 
 
 def _describe(err: ValidationError) -> str:
