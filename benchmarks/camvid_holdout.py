@@ -87,7 +87,7 @@ def holdout_splits(root: Path, sequence: str) -> dict[str, list[str]]:
     }
     if not splits["val"]:
         sequences = sorted({s.split("_")[0] for s in stems})
-        fail(f"{listing}: no frames of sequence {sequence!r}; give --sequence, one of {sequences}")
+        fail(f"{listing}: no frames of sequence {sequence!r}; hold out one of {sequences}")
     return splits
 
 

@@ -89,11 +89,13 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=None, help="run folder parent")
     parser.add_argument("--hold-out", metavar="SEQUENCE", help="validate on this training sequence")
     args = parser.parse_args()
+    # Checked before any folder is made: a bad --root or --hold-out leaves nothing behind.
+    splits = holdout_splits(args.root, args.hold_out) if args.hold_out else None
     runs = args.runs or Path(tempfile.mkdtemp(prefix="camvid-trials-"))
     runs.mkdir(parents=True, exist_ok=True)
-    if args.hold_out:
+    if splits:
         linked = runs / f"camvid-without-{args.hold_out}"
-        link_splits(args.root.resolve(), holdout_splits(args.root, args.hold_out), linked)
+        link_splits(args.root.resolve(), splits, linked)
         args.root = linked
     with ThreadPoolExecutor(args.parallel) as pool:
         pending = [pool.submit(run_trial, spec, args, runs) for spec in args.trials]
