@@ -22,9 +22,8 @@ import torch
 from speed import images_per_second
 
 import semseg
-from semseg.commands import run_eval
 from semseg.data import eval_dataset, make_loader
-from semseg.engine.evaluate import evaluate
+from semseg.engine.evaluate import evaluate_model
 from semseg.engine.inference import predict_logits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +47,7 @@ def main() -> None:
     trained_images = sum(r["images_per_s"] * r["epoch_time_s"] for r in history)
     # Model selection on val only: best.pt is the best validation checkpoint.
     start = time.perf_counter()
-    summary = run_eval(
+    summary = semseg.evaluate(
         result.run_dir / "best.pt",
         split="test",
         overrides=["eval.boundary_metrics=true", "eval.batch_size=1"],
@@ -62,7 +61,7 @@ def main() -> None:
         predictor.model.set_class_bias(None)
         test_loader = make_loader(eval_dataset(config.data, "test"), config.data, 1, False)
         classes = predictor.classes
-        raw = evaluate(
+        raw = evaluate_model(
             predictor.model,
             test_loader,
             classes.num_classes,

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 import semseg
-from semseg.engine.budget import parse_duration
+from semseg.config import parse_duration
 from semseg.engine.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

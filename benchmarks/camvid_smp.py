@@ -23,12 +23,12 @@ from steps import plain_step
 from torch import nn
 
 import semseg
+from semseg.config import parse_duration
 from semseg.data import eval_dataset, make_loader, train_dataset
-from semseg.engine.budget import parse_duration
-from semseg.engine.evaluate import evaluate
+from semseg.engine.evaluate import evaluate_model
+from semseg.engine.profile import measure_latency
 from semseg.models.base import SegmentationModel
 from semseg.models.pretrained import efficientnet_lite0_state_dict
-from semseg.models.profile import measure_latency
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,7 +86,7 @@ def main() -> None:
 
     test_set = eval_dataset(config.data, "test")
     wrapped = PaddedToStride(model)
-    result = evaluate(
+    result = evaluate_model(
         wrapped,
         make_loader(test_set, config.data, 1, False),
         classes.num_classes,

@@ -18,7 +18,7 @@ import time
 import torch
 
 from semseg.engine.inference import InferenceSettings, predict_logits
-from semseg.model_commands import parse_size
+from semseg.engine.profile import parse_size
 from semseg.models import build_model
 
 

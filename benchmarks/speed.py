@@ -5,7 +5,7 @@ architecture smp's Unet has), on the same in-memory batches,
     1. a plain PyTorch loop (fp32, default memory layout, `loss.item()` every step: the
        loop of the classic tutorials),
     2. segmentation_models_pytorch's Unet on the same encoder, in that plain loop,
-    3. semseg's training step (TrainStep, as `semseg train` builds it: bf16 autocast on
+    3. semseg's training step (TrainingStep, as `semseg train` builds it: bf16 autocast on
        CPUs with native bf16, depthwise convolutions in fp32, channels_last),
 with the achieved training GFLOP/s of each next to the fp32 (and bf16) matmul GFLOP/s of
 this machine, measured in the same run; and 4. the recipe itself (its stride-2 decoder and
@@ -34,18 +34,19 @@ from steps import plain_step, semseg_step
 from torch import nn
 
 import semseg
+from semseg.engine.epoch import train_one_epoch
 from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.engine.precision import autocast, cpu_has_fast_bf16, resolve_amp
+from semseg.engine.profile import count_flops
 from semseg.models import build_model
 from semseg.models.encoders import freeze_encoder_stages
-from semseg.models.profile import count_flops
 
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 11  # CamVid
 IGNORE_INDEX = 11
 REFERENCE_NAME = "torchvision lraspp_mobilenet_v3_large"
 REFERENCE = f"{REFERENCE_NAME} (fp32, as a user runs it)"
-RECIPE_ROW = "semseg TrainStep, camvid recipe (stride-2 decoder, frozen stages)"
+RECIPE_ROW = "semseg TrainingStep, camvid recipe (stride-2 decoder, frozen stages)"
 # The models semseg recommends where speed matters (name, builder options).
 FAST_MODELS = {
     "lraspp": {},
@@ -77,7 +78,7 @@ def main() -> None:
     }
     training = result["training"]
     speeds = training["images_per_s"]
-    training["semseg_vs_plain_loop"] = round(speeds["semseg TrainStep"] / speeds["plain loop"], 2)
+    training["semseg_vs_plain_loop"] = round(speeds["semseg TrainingStep"] / speeds["plain loop"], 2)
     ceiling = result["matmul_gflops"]["fp32"]
     training["achieved_share_of_fp32_matmul"] = {
         name: round(gflops / ceiling, 2) for name, gflops in training["achieved_gflops"].items()
@@ -111,7 +112,7 @@ def training_comparison(config, batch: int, crop: int, steps: int) -> dict:
     rows = {
         "plain loop": (lambda: _full_decoder_unet(config), plain_loop),
         "smp Unet, plain loop": (_smp_unet, plain_loop),
-        "semseg TrainStep": (lambda: _full_decoder_unet(config), _semseg_loop(config)),
+        "semseg TrainingStep": (lambda: _full_decoder_unet(config), _semseg_loop(config)),
         RECIPE_ROW: (lambda: _recipe_model(config), _semseg_loop(config)),
     }
     speeds, work, achieved = {}, {}, {}
@@ -196,7 +197,7 @@ def _semseg_loop(config) -> Callable[[nn.Module], Callable[[list], None]]:
             # Uniform class weights: the same cost as the recipe's, no dataset needed.
             class_weights=[1.0] * NUM_CLASSES,
         )
-        return lambda batches: step.run_epoch(batches, "semseg step", "")
+        return lambda batches: train_one_epoch(step, batches, "semseg step", "")
 
     return make
 

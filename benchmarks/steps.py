@@ -1,5 +1,5 @@
 """The training steps the benchmarks time: the classic tutorials' plain step (the
-baseline semseg is compared against) and semseg's own TrainStep, both on the CPU."""
+baseline semseg is compared against) and semseg's own TrainingStep, both on the CPU."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from torch import nn
 
 from semseg.classes import ClassSet
 from semseg.config import LossConfig, OptimConfig
+from semseg.engine.epoch import TrainingStep
 from semseg.engine.precision import depthwise_convs_in_fp32
 from semseg.engine.schedule import LRSchedule, build_optimizer
-from semseg.engine.step import TrainStep
 from semseg.losses import build_loss
 
 Step = Callable[[torch.Tensor, torch.Tensor], float]
@@ -42,8 +42,8 @@ def semseg_step(
     optim: OptimConfig | None = None,
     ignore_index: int = 255,
     class_weights: Sequence[float] | None = None,
-    forward: Callable | None = None,
-) -> TrainStep:
+    compile: bool = False,
+) -> TrainingStep:
     """semseg's training step as `semseg train` builds it on the CPU (the caller chooses
     the memory layout and precision), with a schedule long enough never to end while
     timed."""
@@ -51,12 +51,12 @@ def semseg_step(
     loss, optim = loss or LossConfig(), optim or OptimConfig()
     classes = ClassSet(tuple(f"c{i}" for i in range(num_classes)), ignore_index=ignore_index)
     optimizer = build_optimizer(model, optim)
-    return TrainStep(
+    return TrainingStep(
         model,
         build_loss(loss, classes, list(class_weights) if class_weights else None),
         optimizer,
         LRSchedule(optimizer, optim, total_steps=10_000, warmup_steps=0),
         torch.device("cpu"),
         amp_dtype=amp_dtype,
-        forward=forward,
+        compile=compile,
     )

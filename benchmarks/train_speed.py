@@ -1,6 +1,6 @@
 """Training throughput of semseg's training step, with and without each speed option.
 
-Runs TrainStep (the code `semseg train` uses) on random images and labels held in memory,
+Runs TrainingStep (the code `semseg train` uses) on random images and labels held in memory,
 so the figures measure the step itself, not data loading. Prints JSON.
 
     python benchmarks/train_speed.py                       # unet_small, 256 px crops
@@ -17,6 +17,7 @@ import time
 import torch
 from steps import semseg_step
 
+from semseg.engine.epoch import train_one_epoch
 from semseg.engine.precision import cpu_has_fast_bf16
 from semseg.models import build_model
 
@@ -34,14 +35,14 @@ def images_per_second(
         model,
         NUM_CLASSES,
         torch.bfloat16 if amp else None,
-        forward=torch.compile(model) if compiled else None,
+        compile=compiled,
     )
     images = torch.randn(args.batch, 3, args.crop, args.crop)
     masks = torch.randint(0, NUM_CLASSES, (args.batch, args.crop, args.crop))
     warmup = [(images, masks)] * (3 if compiled else 2)
-    step.run_epoch(warmup, "warm-up", "")
+    train_one_epoch(step, warmup, "warm-up", "")
     start = time.perf_counter()
-    step.run_epoch([(images, masks)] * args.steps, "measure", "")
+    train_one_epoch(step, [(images, masks)] * args.steps, "measure", "")
     return args.batch * args.steps / (time.perf_counter() - start)
 
 

@@ -118,11 +118,15 @@ def test_presets_and_config_lists_build_and_run() -> None:
 def test_unknown_names_and_parameters_list_the_valid_ones() -> None:
     with pytest.raises(
         SemsegError,
-        match=r"'data.augment\[0\]': unknown augmentation 'twirl';"
+        match=r"'data.augment\[0\].name': unknown augmentation 'twirl';"
         r" available: affine, .*vflip",
     ):
         build_augmentations([{"name": "twirl"}], IGNORE)
-    with pytest.raises(SemsegError, match=r"rotate has no parameter angle; allowed: degrees"):
+    with pytest.raises(
+        SemsegError,
+        match=r"'data.augment\[1\].angle': augmentation 'rotate' has no such parameter; "
+        r"it takes degrees",
+    ):
         build_augmentations([{"name": "hflip"}, {"name": "rotate", "angle": 3}], IGNORE)
     with pytest.raises(SemsegError, match=r"'data.augment\[0\].p': must be between 0 and 1"):
         build_augmentations([{"name": "hflip", "p": 2}], IGNORE)

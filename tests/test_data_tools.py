@@ -112,8 +112,14 @@ def test_preview_takes_a_config_file(tmp_path: Path, run_cli) -> None:
     root = write_folder_dataset(tmp_path / "ds", count=5)
     config = tmp_path / "exp.yaml"
     config.write_text(f"data:\n  format: folder\n  root: {root}\n  crop_size: 16\n")
-    code, _, err = run_cli("data", "preview", config, "--out", tmp_path / "p.png", "--count", 3)
+    code, _, err = run_cli(
+        "data", "preview", "-c", config, "--out", tmp_path / "p.png", "--count", 3
+    )
     assert code == 0, err
+    # Every command takes its config as -c; a bare YAML path says so.
+    code, _, err = run_cli("data", "preview", config, "--out", tmp_path / "q.png")
+    assert code == 2 and f"looks like a config file; pass it with -c/--config {config}" in err
+    assert not (tmp_path / "q.png").exists()
 
 
 def test_convert_any_format_to_folder_round_trips(tmp_path: Path, run_cli) -> None:

@@ -16,7 +16,7 @@ from PIL import Image
 import semseg
 from semseg.boundary import BoundaryMetrics
 from semseg.config import EvalConfig
-from semseg.engine.evaluate import evaluate
+from semseg.engine.evaluate import evaluate_model
 from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.errors import SemsegError
 from semseg.metrics import ConfusionMatrix, per_image_miou
@@ -172,7 +172,7 @@ def test_scores_are_resized_to_the_labels_never_the_reverse() -> None:
     labels = torch.zeros(1, 8, 8, dtype=torch.long)
     labels[:, :, 4:] = 1
     loader = [(torch.zeros(1, 3, 8, 8), labels)]
-    result = evaluate(_HalfResolution(), loader, 2, 255, torch.device("cpu"))
+    result = evaluate_model(_HalfResolution(), loader, 2, 255, torch.device("cpu"))
     assert result.confusion.matrix.sum() == 64  # every label pixel was scored
     assert result.confusion.compute()["miou"] == 1.0
 

@@ -23,7 +23,7 @@ TARGET = torch.tensor([[[0, 1, IGNORE]]])
 
 
 def value(name: str, logits=LOGITS, target=TARGET, **params) -> float:
-    return LOSSES[name](logits, target, ignore_index=IGNORE, **params).item()
+    return LOSSES.get(name).function(logits, target, ignore_index=IGNORE, **params).item()
 
 
 def test_hand_computed_values() -> None:
@@ -59,7 +59,7 @@ def test_ignored_pixels_get_exactly_zero_gradient(name: str) -> None:
     logits = torch.randn(2, 3, 6, 7, requires_grad=True)
     target = torch.randint(0, 3, (2, 6, 7))
     target[:, :2] = IGNORE
-    LOSSES[name](logits, target, ignore_index=IGNORE).backward()
+    LOSSES.get(name).function(logits, target, ignore_index=IGNORE).backward()
     assert logits.grad[:, :, :2].abs().max() == 0
     assert logits.grad[:, :, 2:].abs().max() > 0
 
@@ -67,7 +67,7 @@ def test_ignored_pixels_get_exactly_zero_gradient(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_all_ignored_batch_is_zero_not_nan(name: str) -> None:
     logits = torch.randn(1, 3, 4, 4, requires_grad=True)
-    loss = LOSSES[name](logits, torch.full((1, 4, 4), IGNORE), ignore_index=IGNORE)
+    loss = LOSSES.get(name).function(logits, torch.full((1, 4, 4), IGNORE), ignore_index=IGNORE)
     assert loss.item() == 0.0
     loss.backward()  # still differentiable
 
@@ -133,8 +133,11 @@ def test_loss_config_errors_name_the_key() -> None:
     classes = ClassSet(("a", "b", "c"))
     with pytest.raises(SemsegError, match="2 weights for 3 classes"):
         build_loss(LossConfig(class_weights=[1, 2]), classes)
-    with pytest.raises(SemsegError, match="'loss.name': unknown loss 'dicee'"):
+    with pytest.raises(SemsegError, match="'loss.name': unknown loss 'dicee'; did you mean 'dice'"):
         build_loss(LossConfig(name="dicee"), classes)
     bad_param = load_config(None, ["loss=[{name: focal, gama: 2}]"]).loss
-    with pytest.raises(SemsegError, match=r"'loss.terms\[0\]': focal has no parameter gama"):
+    with pytest.raises(
+        SemsegError,
+        match=r"'loss.terms\[0\].gama': loss 'focal' has no such parameter; it takes gamma",
+    ):
         build_loss(bad_param, classes)

@@ -2,6 +2,7 @@ import pytest
 
 from semseg.errors import SemsegError
 from semseg.models import build_model, register_model
+from semseg.models.registry import MODELS
 
 
 def test_unet_widths_follow_the_paper() -> None:
@@ -13,6 +14,8 @@ def test_unet_widths_follow_the_paper() -> None:
 
 def test_registry_rejects_duplicates_and_lists_names() -> None:
     with pytest.raises(RuntimeError, match="already registered"):
-        register_model(build_model.__globals__["_MODELS"]["unet"])
-    with pytest.raises(SemsegError, match="unknown model 'unnet'; available: .*unet"):
+        register_model(MODELS.get("unet").function)
+    with pytest.raises(
+        SemsegError, match="unknown model 'unnet'; did you mean 'unet'.*available: .*unet"
+    ):
         build_model("unnet", num_classes=2)

@@ -39,15 +39,17 @@ def test_tiny_variants_cover_every_registered_model() -> None:
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_offers_an_auxiliary_head(name: str) -> None:
+    """forward returns logits, always; the auxiliary logits come only through the training
+    path, and a model built without the head gives None there."""
     options = {k: v for k, v in TINY[name].items() if k != "aux_head"}
+    images = torch.randn(2, 3, 40, 56)
     model = build_model(name, num_classes=3, aux_head=True, **options).train()
-    output = model(torch.randn(2, 3, 40, 56))
-    assert set(output) == {"out", "aux"} and output["aux"].shape == (2, 3, 40, 56)
-    assert isinstance(model.eval()(torch.randn(1, 3, 40, 56)), torch.Tensor)
-
-
-def _logits(output):
-    return output["out"] if isinstance(output, dict) else output
+    assert isinstance(model(images), torch.Tensor)
+    logits, aux = model.forward_with_aux(images)
+    assert logits.shape == aux.shape == (2, 3, 40, 56)
+    plain = build_model(name, num_classes=3, **options).train()
+    assert plain.forward_with_aux(images)[1] is None
+    assert not any(key.startswith("aux_head.") for key in plain.state_dict())
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -55,7 +57,7 @@ def test_full_model_forward_backward_on_odd_sizes(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, num_classes=3)
     model.train()
-    logits = _logits(model(torch.randn(2, 3, 97, 131)))
+    logits = model(torch.randn(2, 3, 97, 131))
     assert logits.shape == (2, 3, 97, 131)
     logits.mean().backward()
     model.eval()
@@ -69,13 +71,11 @@ def test_tiny_model_contracts(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_model(name, num_classes=4, **TINY[name])
     images = torch.randn(2, 3, 45, 61)
-    output = model(images)
-    logits = _logits(output)
+    logits, aux = model.forward_with_aux(images)
     assert logits.shape == (2, 4, 45, 61) and torch.isfinite(logits).all()
     if TINY[name].get("aux_head"):
-        assert set(output) == {"out", "aux"} and output["aux"].shape == logits.shape
-    outputs = output.values() if isinstance(output, dict) else [output]
-    sum(o.square().mean() for o in outputs).backward()
+        assert aux.shape == logits.shape
+    sum(o.square().mean() for o in (logits, aux) if o is not None).backward()
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert all(p.grad is not None for p in trainable), "every parameter gets a gradient"
 
@@ -144,7 +144,7 @@ def test_frozen_stages_stop_gradients_below_the_given_stage(name: str) -> None:
 def test_unknown_encoder_and_bad_options_name_the_key() -> None:
     with pytest.raises(SemsegError, match="unknown encoder 'resnet9000'"):
         build_model("fpn", num_classes=2, encoder="resnet9000")
-    with pytest.raises(SemsegError, match="'model.encoder' does not apply to model 'segnet'"):
+    with pytest.raises(SemsegError, match="'model.encoder': model 'segnet' has no such parameter"):
         build_model("segnet", num_classes=2, encoder="tv_resnet18")
     with pytest.raises(SemsegError, match="cannot be dilated"):
         build_model("deeplabv3", num_classes=2, encoder="tv_resnet18")
@@ -258,7 +258,7 @@ def test_models_command_lists_every_model_with_costs(run_cli) -> None:
 
 
 def test_flop_count_matches_a_hand_count() -> None:
-    from semseg.models.profile import count_flops
+    from semseg.engine.profile import count_flops
 
     conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
     # 8 outputs x 27 multiply-adds x 2 FLOPs, at every one of 10 x 12 positions.

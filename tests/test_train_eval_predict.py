@@ -19,8 +19,8 @@ from PIL import Image
 import semseg
 from conftest import TINY_OVERRIDES
 from semseg.config import Config
+from semseg.engine import train as engine_train
 from semseg.engine.checkpoint import load_checkpoint
-from semseg.engine.step import TrainStep
 from semseg.errors import SemsegError
 
 RUN_FILES = {
@@ -143,19 +143,19 @@ def test_interrupted_and_resumed_run_ends_exactly_like_an_uninterrupted_one(
     whole = semseg.train(config)
 
     config.train.name = "interrupted"
-    real_epoch = TrainStep.run_epoch
+    real_epoch = engine_train.train_one_epoch
     calls = {"count": 0}
 
-    def crash_in_third_epoch(self, *args, **kwargs):
+    def crash_in_third_epoch(*args, **kwargs):
         calls["count"] += 1
         if calls["count"] == 3:
             raise KeyboardInterrupt
-        return real_epoch(self, *args, **kwargs)
+        return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(TrainStep, "run_epoch", crash_in_third_epoch)
+    monkeypatch.setattr(engine_train, "train_one_epoch", crash_in_third_epoch)
     with pytest.raises(KeyboardInterrupt):
         semseg.train(config)
-    monkeypatch.setattr(TrainStep, "run_epoch", real_epoch)
+    monkeypatch.setattr(engine_train, "train_one_epoch", real_epoch)
     interrupted_dir = config.train.output_dir / "interrupted"
     assert load_checkpoint(interrupted_dir / "last.pt")["epoch"] == 2
     resumed = semseg.train(config, resume=interrupted_dir / "last.pt")

@@ -4,6 +4,7 @@ non-finite losses, TensorBoard."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,10 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_last_pt(
         value = real(logits, target, **kwargs)
         return value * float("nan") if calls["count"] == 4 + 3 else value
 
-    monkeypatch.setitem(losses.LOSSES, "cross_entropy", nan_in_epoch_two)
+    entry = losses.LOSSES.get("cross_entropy")
+    monkeypatch.setitem(
+        losses.LOSSES._entries, "cross_entropy", replace(entry, function=nan_in_epoch_two)
+    )
     config = _configured(tiny_config, train__name="nan", train__val_every=5)
     with pytest.raises(SemsegError, match=r"non-finite at step 3 of epoch 2/2") as info:
         semseg.train(config)
@@ -185,7 +189,7 @@ def test_time_budget_stops_training_and_lays_the_schedule_over_it(tiny_config: C
     ("text", "seconds"), [("30m", 1800), ("1h30m", 5400), ("90s", 90), ("2h", 7200), ("45", 45)]
 )
 def test_durations(text: str, seconds: float) -> None:
-    from semseg.engine.budget import parse_duration
+    from semseg.config import parse_duration
 
     assert parse_duration(text) == seconds
 
@@ -198,14 +202,14 @@ def test_bad_duration_is_a_config_error() -> None:
 def test_an_epoch_starting_after_the_budget_still_trains_one_batch() -> None:
     from semseg.classes import ClassSet
     from semseg.config import LossConfig, OptimConfig
+    from semseg.engine.epoch import TrainingStep, train_one_epoch
     from semseg.engine.schedule import LRSchedule, build_optimizer
-    from semseg.engine.step import TrainStep
     from semseg.losses import build_loss
     from semseg.models import build_model
 
     model = build_model("unet_small", 3, base_width=4)
     optimizer = build_optimizer(model, OptimConfig())
-    step = TrainStep(
+    step = TrainingStep(
         model,
         build_loss(LossConfig(), ClassSet(("a", "b", "c"))),
         optimizer,
@@ -213,7 +217,7 @@ def test_an_epoch_starting_after_the_budget_still_trains_one_batch() -> None:
         torch.device("cpu"),
     )
     batches = [(torch.randn(2, 3, 32, 32), torch.randint(0, 3, (2, 32, 32)))] * 3
-    record = step.run_epoch(batches, "late", "", stop=lambda: True)
+    record = train_one_epoch(step, batches, "late", "", stop=lambda: True)
     assert record["train_loss"] > 0 and step.schedule.step_count == 1
 
 
@@ -228,14 +232,14 @@ def test_validation_runs_one_pass_and_the_class_bias_fit_uses_the_tta(
 
     def validate(*args, settings, **kwargs):
         validation.add(settings.augmented)
-        return evaluate(*args, settings=settings, **kwargs)
+        return evaluate_model(*args, settings=settings, **kwargs)
 
     def predict_for_the_fit(model, images, settings):
         calibration.add(settings.augmented)
         return inference.predict_logits(model, images, settings)
 
-    evaluate = train.evaluate
-    monkeypatch.setattr(train, "evaluate", validate)
+    evaluate_model = train.evaluate_model
+    monkeypatch.setattr(train, "evaluate_model", validate)
     monkeypatch.setattr(calibrate, "predict_logits", predict_for_the_fit)
     config = _configured(
         tiny_config, eval__flip=True, eval__scales=[1.0, 1.5], train__fit_class_bias=True

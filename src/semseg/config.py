@@ -7,6 +7,7 @@ file. Every key is validated; a mistake is reported as one line naming the key.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -22,13 +23,41 @@ from pydantic import (
 )
 
 from semseg.errors import SemsegError
+from semseg.plugins import import_plugins
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+Triple = tuple[float, float, float]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+_UNITS = {"h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> float:
+    """'30m', '1h30m', '90s', '2h' or plain seconds ('1800') -> seconds (train.time_budget).
+
+    Raises:
+        SemsegError: not a duration, or not more than 0 seconds.
+    """
+    cleaned = text.strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
+        seconds = float(cleaned)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", cleaned)
+        if not parts or "".join(n + u for n, u in parts) != cleaned:
+            raise SemsegError(
+                f"config key 'train.time_budget': {text!r} is not a duration; "
+                "write e.g. 30m, 1h30m, 90s"
+            )
+        seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise SemsegError("config key 'train.time_budget': must be more than 0 seconds")
+    return seconds
 
 
 def _off_is_not_false(value: Any) -> Any:
@@ -102,8 +131,18 @@ class DataConfig(_Section):
     multiscale: tuple[float, float] | None = Field(
         None, description="random scale per training batch, e.g. [0.75, 1.25]"
     )
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: Triple | None = Field(
+        None,
+        description="input normalisation; default: the encoder's pretrained config, "
+        "else ImageNet's (training records the values used)",
+    )
+    std: Triple | None = Field(None, description="input normalisation; default as data.mean")
+
+    def normalization(self) -> tuple[Triple, Triple]:
+        """(mean, std) for the transforms: the configured values, else ImageNet's. Training
+        fills both in from the model first (see engine.setup), so a run's saved config and
+        its checkpoint always state what was used."""
+        return self.mean or IMAGENET_MEAN, self.std or IMAGENET_STD
 
     @field_validator("scale_range")
     @classmethod
@@ -129,7 +168,11 @@ class ModelConfig(_Section):
     pretrained: bool = Field(False, description="ImageNet encoder weights (download or package)")
     weights: Path | None = Field(None, description="local weights file: whole model or encoder")
     output_stride: Literal[8, 16, 32] | None = None
-    aux_head: bool = Field(False, description="auxiliary head for deep supervision (deeplab)")
+    aux_head: bool = Field(
+        False,
+        description="an auxiliary FCN head on a deeper feature, trained with weight "
+        "loss.aux_weight for deep supervision (every model; not used at inference)",
+    )
     base_width: int | None = Field(None, ge=4, description="override the builder's base width")
     decoder_widths: list[PositiveInt] | None = Field(
         None, description="U-Net on an encoder: decoder widths, deep to shallow"
@@ -249,8 +292,6 @@ class TrainConfig(_Section):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
-            from semseg.engine.budget import parse_duration
-
             try:
                 parse_duration(value)
             except SemsegError as err:
@@ -300,6 +341,11 @@ class EvalConfig(_Section):
 
 
 class Config(_Section):
+    plugins: list[str] = Field(
+        [],
+        description="modules (or .py files, relative to the working directory) to import "
+        "first: they register custom models, formats, losses, augmentations",
+    )
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
@@ -328,7 +374,22 @@ def load_config(
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
 ) -> Config:
-    """Defaults, then `base` (e.g. a checkpoint's config), then a YAML file, then overrides."""
+    """The experiment configuration: defaults, then `base` (e.g. a checkpoint's config),
+    then a YAML file, then dotted overrides.
+
+    Args:
+        path: a YAML file with any of the sections (data, model, loss, optim, train, eval).
+        overrides: `KEY=VALUE` strings, e.g. `["train.epochs=3", "model.name=unet"]`;
+            values are parsed as YAML (`loss.class_weights=[1,2,3]`).
+        base: plain config data to start from instead of the defaults alone.
+
+    Returns:
+        The validated Config (its `plugins` imported).
+
+    Raises:
+        SemsegError: a missing or malformed file, a bad override, or an invalid key or
+            value; the message names the key and says what is allowed.
+    """
     data: dict[str, Any] = dict(base or {})
     if path is not None:
         data = _deep_merge(data, _read_yaml(Path(path)))
@@ -338,10 +399,18 @@ def load_config(
 
 
 def validate_config(data: dict[str, Any]) -> Config:
+    """A Config from plain data (defaults filled in); imports the listed plugins, so
+    that the names they register resolve.
+
+    Raises:
+        SemsegError: the first invalid key, named, with what is allowed.
+    """
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as err:
         raise SemsegError(_describe(err)) from None
+    import_plugins(config.plugins)
+    return config
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -372,6 +441,8 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 def _apply_override(data: dict[str, Any], item: str) -> None:
     key, sep, raw = item.partition("=")
+    if not sep and item.endswith((".yaml", ".yml")):
+        raise SemsegError(f"{item!r} looks like a config file; pass it with -c/--config {item}")
     if not sep or not key or any(not part for part in key.split(".")):
         raise SemsegError(
             f"override {item!r}: expected KEY=VALUE with a dotted key, e.g. train.epochs=3"

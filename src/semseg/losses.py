@@ -1,4 +1,4 @@
-"""Losses: pure functions plus a registry of configurable modules.
+"""Losses: pure functions in a registry, plus the modules that bind their settings.
 
 Every loss takes logits N x C x H x W and int64 targets N x H x W, gives pixels at
 `ignore_index` exactly zero weight and zero gradient, and works for two or many classes.
@@ -9,7 +9,6 @@ ground truth, so a perfect prediction scores 0 and absent classes do not count.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from torch import nn
 from semseg.classes import ClassSet
 from semseg.config import LossConfig
 from semseg.errors import SemsegError
+from semseg.registry import Registry
 
 # ---------------------------------------------------------------- functional forms
 
@@ -42,6 +42,22 @@ def _class_mean(per_class: torch.Tensor, present: torch.Tensor, weights: torch.T
     return (per_class * w).sum() / w.sum().clamp(min=1e-12)
 
 
+LossFunction = Callable[..., torch.Tensor]
+
+LOSSES: Registry[LossFunction] = Registry("loss", "loss.name")
+
+#: Decorator registering a loss function under a name (`@register_loss("mine")`). The
+#: function takes `logits` (N x C x H x W, float32), `target` (N x H x W, int64) and the
+#: keywords `ignore_index` (pixels to give zero weight and zero gradient) and `weights`
+#: (C class weights or None), then its own parameters, which `loss.terms` entries set by
+#: name (`{name: mine, margin: 0.5, weight: 0.3}`); it returns a scalar.
+register_loss = LOSSES.register
+
+# Parameters SegmentationLoss passes itself; the rest are config keys.
+_BUILT_IN = ("logits", "target", "ignore_index", "weights")
+
+
+@register_loss("cross_entropy", aliases=("ce",))
 def cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -67,6 +83,7 @@ def cross_entropy(
     return total / denominator.clamp(min=1e-12)
 
 
+@register_loss("ohem")
 def ohem_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -91,6 +108,7 @@ def ohem_cross_entropy(
     return (pixel_loss * hard).sum() / hard.sum().clamp(min=1)
 
 
+@register_loss("dice")
 def dice_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -103,6 +121,7 @@ def dice_loss(
     return tversky_loss(logits, target, ignore_index, weights, 0.5, 0.5, smooth / 2)
 
 
+@register_loss("tversky")
 def tversky_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -123,6 +142,7 @@ def tversky_loss(
     return _class_mean(1 - index, one_hot.sum(dims) > 0, weights)
 
 
+@register_loss("focal")
 def focal_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -151,6 +171,7 @@ def _lovasz_gradient(sorted_truth: torch.Tensor) -> torch.Tensor:
     return jaccard
 
 
+@register_loss("lovasz")
 def lovasz_softmax(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -187,6 +208,7 @@ def boundary_weights(
     return (nearby.sum(1) > 1).to(target.dtype) * valid
 
 
+@register_loss("boundary")
 def boundary_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -257,18 +279,6 @@ class CombinedLoss(nn.Module):
         return total
 
 
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {
-    "cross_entropy": cross_entropy,
-    "ohem": ohem_cross_entropy,
-    "dice": dice_loss,
-    "focal": focal_loss,
-    "lovasz": lovasz_softmax,
-    "tversky": tversky_loss,
-    "boundary": boundary_cross_entropy,
-}
-ALIASES = {"ce": "cross_entropy"}
-
-
 def build_loss(
     config: LossConfig, classes: ClassSet, class_weights: list[float] | None = None
 ) -> CombinedLoss:
@@ -277,27 +287,12 @@ def build_loss(
     weights = _class_weights(class_weights or config.class_weights, classes)
     terms = []
     for index, term in enumerate(config.resolved_terms()):
-        name = ALIASES.get(term.name, term.name)
-        key = f"loss.terms[{index}]" if config.terms else "loss.name"
-        if name not in LOSSES:
-            raise SemsegError(
-                f"config key '{key}': unknown loss {term.name!r}; available: "
-                f"{', '.join(sorted(LOSSES))} (ce = cross_entropy)"
-            )
+        key = f"loss.terms[{index}]" if config.terms else "loss"
+        loss = LOSSES.get(term.name, key=f"{key}.name")
         params = term.params()
-        allowed = [
-            p
-            for p in inspect.signature(LOSSES[name]).parameters
-            if p not in ("logits", "target", "ignore_index", "weights")
-        ]
-        unknown = set(params) - set(allowed)
-        if unknown:
-            raise SemsegError(
-                f"config key '{key}': {name} has no parameter "
-                f"{', '.join(sorted(unknown))}; allowed: {', '.join(allowed)}"
-            )
-        module = SegmentationLoss(LOSSES[name], classes.ignore_index, weights, **params)
-        terms.append((name, term.weight, module))
+        LOSSES.check_parameters(loss.name, params, key, reserved=_BUILT_IN)
+        module = SegmentationLoss(loss.function, classes.ignore_index, weights, **params)
+        terms.append((loss.name, term.weight, module))
     return CombinedLoss(terms)
 
 

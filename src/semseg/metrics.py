@@ -11,8 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
+
+#: The NaN rule, as every JSON summary states it.
+NAN_RULE = (
+    "null (NaN) marks an undefined figure: IoU and Dice of a class absent from both ground "
+    "truth and prediction, recall of a class absent from the ground truth, precision of a "
+    "class never predicted; undefined figures are left out of the means"
+)
 
 
 class ConfusionMatrix:
@@ -114,3 +122,18 @@ def per_image_miou(
     iou = torch.where(union > 0, tp / union.clamp(min=1), torch.nan)
     present = ~iou.isnan()
     return torch.where(present.any(1), iou.nan_to_num().sum(1) / present.sum(1), torch.nan)
+
+
+def distribution(values: list[float]) -> dict[str, Any]:
+    """Summary of per-image scores (NaN images, with nothing labelled, left out)."""
+    finite = np.array([v for v in values if v == v])
+    if not finite.size:
+        return {"images": 0}
+    return {
+        "images": int(finite.size),
+        "mean": float(finite.mean()),
+        "median": float(np.median(finite)),
+        "p10": float(np.percentile(finite, 10)),
+        "p90": float(np.percentile(finite, 90)),
+        "min": float(finite.min()),
+    }

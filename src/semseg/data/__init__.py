@@ -16,24 +16,33 @@ from semseg.console import track
 # Importing the format modules registers them.
 from semseg.data import ade20k, camvid, cityscapes, coco, folder, oxford_pet, shapes, voc  # noqa: F401
 from semseg.data.base import FileDataset, SegmentationDataset
-from semseg.data.registry import FORMATS, read_split, train_split_name, val_split_name
+from semseg.data.registry import (
+    FORMATS,
+    read_split,
+    register_format,
+    train_split_name,
+    val_split_name,
+)
 from semseg.data.sampling import multiscale, rare_class_sampler
 from semseg.data.transforms import eval_preset, train_preset
 
 
 def train_dataset(data: DataConfig) -> SegmentationDataset:
-    dataset = _prepared(data, train_split_name(data))
+    """The training split with the training augmentation."""
+    dataset = open_split(data, train_split_name(data))
     dataset.transform = train_preset(data, dataset.classes.ignore_index)
     return dataset
 
 
 def eval_dataset(data: DataConfig, split: str | None = None) -> SegmentationDataset:
-    dataset = _prepared(data, split or val_split_name(data))
+    """A split (default: validation) as evaluation sees it: normalised, unaugmented."""
+    dataset = open_split(data, split or val_split_name(data))
     dataset.transform = eval_preset(data)
     return dataset
 
 
-def _prepared(data: DataConfig, split: str) -> SegmentationDataset:
+def open_split(data: DataConfig, split: str) -> SegmentationDataset:
+    """A split's samples with no transform yet (decoded into RAM with `data.cache`)."""
     dataset = read_split(data, split)
     if data.cache and isinstance(dataset, FileDataset):
         dataset.preload(lambda indices: track(indices, f"caching {split}"))
@@ -123,6 +132,8 @@ __all__ = [
     "eval_dataset",
     "input_channels",
     "make_loader",
+    "open_split",
     "read_split",
+    "register_format",
     "train_dataset",
 ]

@@ -11,7 +11,6 @@ torchvision.transforms.v2 with tv_tensors.Mask.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from semseg.errors import SemsegError
+from semseg.registry import Registry
 
 
 class _ImageOnly(v2.Transform):
@@ -124,44 +124,42 @@ class Cutout(_ImageOnly):
 
 
 # ---------------------------------------------------------------- registry
-# Each builder takes its parameters as keyword arguments plus `fill` (image 0, mask
-# ignore_index) and returns a v2 transform. Parameter names are what configs use.
 
 Builder = Callable[..., v2.Transform]
-AUGMENTATIONS: dict[str, Builder] = {}
-_DEFAULT_P: dict[str, float] = {}
+
+#: Each entry's info: `default_p`, the probability an entry without `p` is applied with.
+AUGMENTATIONS: Registry[Builder] = Registry("augmentation", "data.augment", default_p=1.0)
+
+#: Decorator registering a transform builder (`@register_augmentation("name",
+#: default_p=0.5)`). The builder takes `fill` (a dict: tv_tensors.Image -> 0,
+#: tv_tensors.Mask -> ignore_index, for pixels a geometric transform creates) and its own
+#: parameters as keywords, which configs set by name (`{name: mine, strength: 2}`), and
+#: returns a torchvision v2 transform applied jointly to the image and its
+#: tv_tensors.Mask. `p` is added by semseg (RandomApply).
+register_augmentation = AUGMENTATIONS.register
 
 
-def _register(name: str, default_p: float = 1.0) -> Callable[[Builder], Builder]:
-    def register(builder: Builder) -> Builder:
-        AUGMENTATIONS[name] = builder
-        _DEFAULT_P[name] = default_p
-        return builder
-
-    return register
-
-
-@_register("hflip", default_p=0.5)
+@register_augmentation("hflip", default_p=0.5)
 def _hflip(fill: dict) -> v2.Transform:
     return v2.RandomHorizontalFlip(p=1.0)
 
 
-@_register("vflip", default_p=0.5)
+@register_augmentation("vflip", default_p=0.5)
 def _vflip(fill: dict) -> v2.Transform:
     return v2.RandomVerticalFlip(p=1.0)
 
 
-@_register("rotate90")
+@register_augmentation("rotate90")
 def _rotate90(fill: dict) -> v2.Transform:
     return RandomRotate90()
 
 
-@_register("rotate")
+@register_augmentation("rotate")
 def _rotate(fill: dict, degrees: float = 30.0) -> v2.Transform:
     return v2.RandomRotation(degrees, fill=fill)
 
 
-@_register("affine")
+@register_augmentation("affine")
 def _affine(
     fill: dict,
     degrees: float = 15.0,
@@ -174,41 +172,41 @@ def _affine(
     )
 
 
-@_register("perspective", default_p=0.5)
+@register_augmentation("perspective", default_p=0.5)
 def _perspective(fill: dict, distortion: float = 0.3) -> v2.Transform:
     return v2.RandomPerspective(distortion, p=1.0, fill=fill)
 
 
-@_register("elastic", default_p=0.5)
+@register_augmentation("elastic", default_p=0.5)
 def _elastic(fill: dict, alpha: float = 50.0, sigma: float = 5.0) -> v2.Transform:
     return v2.ElasticTransform(alpha=alpha, sigma=sigma, fill=fill)
 
 
-@_register("grid_distortion", default_p=0.5)
+@register_augmentation("grid_distortion", default_p=0.5)
 def _grid_distortion(fill: dict, cells: int = 5, limit: float = 0.03) -> v2.Transform:
     return GridDistortion(cells, limit, fill)
 
 
-@_register("random_resized_crop")
+@register_augmentation("random_resized_crop")
 def _random_resized_crop(
     fill: dict, size: int | tuple[int, int] = 512, scale: tuple[float, float] = (0.25, 1.0)
 ) -> v2.Transform:
     return v2.RandomResizedCrop(size, scale=tuple(scale), antialias=True)
 
 
-@_register("random_scale")
+@register_augmentation("random_scale")
 def _random_scale(fill: dict, min: float = 0.5, max: float = 2.0) -> v2.Transform:  # noqa: A002
     if not 0 < min <= max:
         raise ValueError("needs 0 < min <= max")
     return RandomScale(min, max)
 
 
-@_register("crop")
+@register_augmentation("crop")
 def _crop(fill: dict, size: int | tuple[int, int] = 512) -> v2.Transform:
     return v2.RandomCrop(size, pad_if_needed=True, fill=fill)
 
 
-@_register("color_jitter")
+@register_augmentation("color_jitter")
 def _color_jitter(
     fill: dict,
     brightness: float = 0.2,
@@ -219,41 +217,41 @@ def _color_jitter(
     return v2.ColorJitter(brightness, contrast, saturation, hue)
 
 
-@_register("hsv_shift")
+@register_augmentation("hsv_shift")
 def _hsv_shift(
     fill: dict, hue: float = 0.05, saturation: float = 0.3, value: float = 0.2
 ) -> v2.Transform:
     return v2.ColorJitter(brightness=value, saturation=saturation, hue=hue)
 
 
-@_register("gamma")
+@register_augmentation("gamma")
 def _gamma(fill: dict, min: float = 0.7, max: float = 1.5) -> v2.Transform:  # noqa: A002
     return Gamma(min, max)
 
 
-@_register("gaussian_blur", default_p=0.5)
+@register_augmentation("gaussian_blur", default_p=0.5)
 def _gaussian_blur(
     fill: dict, kernel_size: int = 5, sigma: tuple[float, float] = (0.1, 2.0)
 ) -> v2.Transform:
     return v2.GaussianBlur(kernel_size, sigma=tuple(sigma))
 
 
-@_register("sharpen", default_p=0.5)
+@register_augmentation("sharpen", default_p=0.5)
 def _sharpen(fill: dict, factor: float = 2.0) -> v2.Transform:
     return v2.RandomAdjustSharpness(factor, p=1.0)
 
 
-@_register("equalize", default_p=0.5)
+@register_augmentation("equalize", default_p=0.5)
 def _equalize(fill: dict) -> v2.Transform:
     return v2.RandomEqualize(p=1.0)
 
 
-@_register("gaussian_noise", default_p=0.5)
+@register_augmentation("gaussian_noise", default_p=0.5)
 def _gaussian_noise(fill: dict, sigma: float = 8.0) -> v2.Transform:
     return GaussianNoise(sigma)
 
 
-@_register("cutout", default_p=0.5)
+@register_augmentation("cutout", default_p=0.5)
 def _cutout(fill: dict, size: int = 32, count: int = 1) -> v2.Transform:
     return Cutout(size, count)
 
@@ -304,23 +302,13 @@ def build_augmentations(entries: list[dict[str, Any]], ignore_index: int) -> lis
         key = f"data.augment[{index}]"
         params = dict(entry)
         name = params.pop("name", None)
-        if name not in AUGMENTATIONS:
-            raise SemsegError(
-                f"config key '{key}': unknown augmentation {name!r}; available: "
-                f"{', '.join(sorted(AUGMENTATIONS))}"
-            )
-        probability = float(params.pop("p", _DEFAULT_P[name]))
+        registered = AUGMENTATIONS.get(name, key=f"{key}.name")
+        probability = float(params.pop("p", registered.info["default_p"]))
         if not 0 <= probability <= 1:
             raise SemsegError(f"config key '{key}.p': must be between 0 and 1")
-        allowed = [p for p in inspect.signature(AUGMENTATIONS[name]).parameters if p != "fill"]
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise SemsegError(
-                f"config key '{key}': {name} has no parameter "
-                f"{', '.join(unknown)}; allowed: {', '.join(allowed) or 'p only'}"
-            )
+        AUGMENTATIONS.check_parameters(name, params, key, reserved=("fill",))
         try:
-            transform = AUGMENTATIONS[name](fill=fill, **params)
+            transform = registered.function(fill=fill, **params)
         except (TypeError, ValueError) as err:
             raise SemsegError(f"config key '{key}': bad {name} parameters ({err})") from None
         transforms.append(

@@ -1,20 +1,67 @@
-"""`semseg data check`: read every sample of every split and report what is wrong."""
+"""`semseg data check`: read every sample of every split, report what is wrong, and
+count the class statistics that `loss.class_weights=auto` uses."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 
 from semseg.config import DataConfig
-from semseg.console import track
+from semseg.console import console, track
 from semseg.data import resolve_num_workers
 from semseg.data.base import SegmentationDataset
 from semseg.data.registry import read_split, train_split_name, val_split_name
-from semseg.data.stats import ClassStats
+from semseg.data.stats import ClassStats, save_stats, stats_cache_path
 from semseg.errors import DataProblem
+
+MAX_LISTED_PROBLEMS = 200
+
+
+def check_data(
+    data: DataConfig, splits: Sequence[str] | None = None, stats_out: Path | None = None
+) -> CheckReport:
+    """Read every sample of the splits (default: train and val); print each problem with
+    its file, the sample counts and the class statistics with two suggested weightings;
+    write the training split's statistics JSON (to `stats_out` and the cache that
+    `loss.class_weights=auto` reads).
+
+    Returns:
+        The report; `report.clean` is True when nothing is wrong.
+
+    Raises:
+        SemsegError: nothing to check (a wrong root, folder or split list).
+    """
+    report = check_dataset(data, splits)
+    _print_problems(report, data.root)
+    counts = ", ".join(f"{split}: {count}" for split, count in report.sample_counts.items())
+    console.print(f"samples per split: {counts}")
+    _save_training_stats(report, data, stats_out)
+    if report.clean:
+        console.print("[green]no problems found[/green]")
+    return report
+
+
+def _save_training_stats(report: CheckReport, data: DataConfig, stats_out: Path | None) -> None:
+    train = train_split_name(data)
+    split = train if train in report.stats else next(iter(report.stats), None)
+    stats = report.stats.get(split) if split else None
+    if stats is None or not stats.num_images:
+        return
+    console.print(_stats_table(stats, f"class statistics of {split}"))
+    fingerprint = report.fingerprints[split]
+    cached = stats_cache_path(fingerprint)
+    about = {"format": data.format, "root": str(data.root), "split": split}
+    for path in {stats_out or cached, cached}:
+        save_stats(path, stats, about | {"fingerprint": fingerprint})
+    console.print(
+        f"statistics written to {stats_out or cached} (loss.class_weights=auto uses them)"
+    )
 
 
 @dataclass(frozen=True)
@@ -96,3 +143,51 @@ def _duplicates(names_by_split: dict[str, set[str]]) -> list[Finding]:
                     )
                 )
     return findings
+
+
+def _print_problems(report: CheckReport, root: Path | None) -> None:
+    if report.clean:
+        return
+    title = f"{len(report.findings)} problem(s)" + (f", files under {root}" if root else "")
+    table = Table(title=title, title_justify="left")
+    for column in ("split", "problem", "file", "detail"):
+        table.add_column(column, overflow="fold")
+    for finding in report.findings[:MAX_LISTED_PROBLEMS]:
+        table.add_row(finding.split, finding.kind, _relative(finding.path, root), finding.detail)
+    console.print(table)
+    if len(report.findings) > MAX_LISTED_PROBLEMS:
+        console.print(f"... and {len(report.findings) - MAX_LISTED_PROBLEMS} more")
+    by_kind = Counter(finding.kind for finding in report.findings)
+    console.print("by kind: " + ", ".join(f"{kind}: {n}" for kind, n in by_kind.most_common()))
+
+
+def _relative(path: str, root: Path | None) -> str:
+    if root is None or not path:
+        return path
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
+def _stats_table(stats, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    columns = ("class", "pixels", "% of all", "images", "median-freq weight", "ENet weight")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "class" else "right")
+    median = stats.median_frequency_weights()
+    enet = stats.enet_weights()
+    for index, name in enumerate(stats.class_names):
+        table.add_row(
+            name,
+            f"{stats.pixels[index]:,}",
+            f"{100 * stats.share_of_all[index]:.1f}",
+            f"{stats.images[index]:,}",
+            f"{median[index]:.4f}",
+            f"{enet[index]:.4f}",
+        )
+    total = sum(stats.pixels) + stats.other_pixels
+    other_share = 100 * stats.other_pixels / total if total else 0.0
+    table.add_section()
+    table.add_row("ignore", f"{stats.other_pixels:,}", f"{other_share:.1f}", "", "", "")
+    return table

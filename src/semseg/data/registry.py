@@ -3,60 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from semseg.config import DataConfig
 from semseg.data.base import SegmentationDataset
 from semseg.errors import DataProblem, SemsegError
+from semseg.registry import Registry
 
 SplitReader = Callable[[DataConfig, str], SegmentationDataset]
 
+#: Each entry's info: `default_splits`, the (train, val) split names used when the
+#: config names none.
+FORMATS: Registry[SplitReader] = Registry(
+    "dataset format", "data.format", default_splits=("train", "val")
+)
 
-@dataclass(frozen=True)
-class DatasetFormat:
-    name: str
-    read: SplitReader
-    #: The (train, val) split names used when the config names none.
-    default_splits: tuple[str, str]
-
-
-FORMATS: dict[str, DatasetFormat] = {}
-
-
-def register_format(
-    name: str, default_splits: tuple[str, str] = ("train", "val")
-) -> Callable[[SplitReader], SplitReader]:
-    def register(read: SplitReader) -> SplitReader:
-        if name in FORMATS:
-            raise RuntimeError(f"dataset format {name!r} is already registered")
-        FORMATS[name] = DatasetFormat(name, read, default_splits)
-        return read
-
-    return register
-
-
-def get_format(name: str) -> DatasetFormat:
-    if name not in FORMATS:
-        raise SemsegError(
-            f"config key 'data.format': unknown format {name!r}; "
-            f"available: {', '.join(sorted(FORMATS))}"
-        )
-    return FORMATS[name]
+#: Decorator registering a split reader `read(data: DataConfig, split: str)` under a name
+#: (`@register_format("mine", default_splits=("train", "val"))`). The reader returns a
+#: SegmentationDataset (e.g. a FileDataset of image/mask paths) with its ClassSet, and
+#: lists problems found while listing files in `dataset.problems` rather than raising,
+#: so that `semseg data check` can report them all.
+register_format = FORMATS.register
 
 
 def train_split_name(data: DataConfig) -> str:
-    return data.train_split or get_format(data.format).default_splits[0]
+    return data.train_split or FORMATS.get(data.format).info["default_splits"][0]
 
 
 def val_split_name(data: DataConfig) -> str:
-    return data.val_split or get_format(data.format).default_splits[1]
+    return data.val_split or FORMATS.get(data.format).info["default_splits"][1]
 
 
 def read_split(data: DataConfig, split: str, strict: bool = True) -> SegmentationDataset:
     """The untransformed samples of one split. `strict` stops at the first problem found
     while listing files; `data check` passes False to collect them all."""
     _check_folder_only_keys(data)
-    dataset = get_format(data.format).read(data, split)
+    dataset = FORMATS.get(data.format).function(data, split)
     if len(dataset) == 0 and not dataset.problems:
         dataset.problems.append(
             DataProblem(data.root, "empty split", f"split {split!r} has no samples")

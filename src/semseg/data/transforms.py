@@ -30,7 +30,7 @@ class _Preset:
 
 
 def _to_normalised_float(data: DataConfig) -> list[v2.Transform]:
-    mean, std = list(data.mean), list(data.std)
+    mean, std = map(list, data.normalization())
     if data.image_mode == "gray":  # one channel: the average of the RGB statistics
         mean, std = [sum(mean) / 3], [sum(std) / 3]
     return [

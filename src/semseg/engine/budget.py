@@ -4,30 +4,7 @@ instead of on a guessed number of steps."""
 
 from __future__ import annotations
 
-import re
 import time
-
-from semseg.errors import SemsegError
-
-_UNITS = {"h": 3600, "m": 60, "s": 1}
-
-
-def parse_duration(text: str) -> float:
-    """'30m', '1h30m', '90s', '2h' or plain seconds ('1800') -> seconds."""
-    cleaned = text.strip().lower().replace(" ", "")
-    if re.fullmatch(r"\d+(\.\d+)?", cleaned):
-        seconds = float(cleaned)
-    else:
-        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", cleaned)
-        if not parts or "".join(n + u for n, u in parts) != cleaned:
-            raise SemsegError(
-                f"config key 'train.time_budget': {text!r} is not a duration; "
-                "write e.g. 30m, 1h30m, 90s"
-            )
-        seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
-    if seconds <= 0:
-        raise SemsegError("config key 'train.time_budget': must be more than 0 seconds")
-    return seconds
 
 
 class Budget:

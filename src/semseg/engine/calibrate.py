@@ -34,14 +34,60 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from semseg.console import progress_bar
+from semseg.console import console, progress_bar, track
+from semseg.data import train_dataset
+from semseg.data.stats import dataset_stats
 from semseg.engine.checkpoint import (
     checkpoint_classes,
     model_from_checkpoint,
     save_checkpoint,
 )
+from semseg.engine.checkpoint_eval import checkpoint_on_split
 from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.metrics import ConfusionMatrix
+
+
+def calibrate(
+    checkpoint: Path | str,
+    split: str | None = None,
+    overrides: list[str] | None = None,
+    config_file: Path | str | None = None,
+    out: Path | str | None = None,
+) -> ClassBiasFit:
+    """Fit a checkpoint's class bias (the module docstring) maximising mIoU on a split
+    and write the checkpoint with it.
+
+    Args:
+        checkpoint: a semseg checkpoint, e.g. runs/NAME/best.pt.
+        split: the split to fit on; default the validation split. Score another one.
+        overrides, config_file: as for `semseg.evaluate`.
+        out: the checkpoint to write; default NAME_calibrated.pt beside it.
+
+    Returns:
+        The fit: offsets, strength t, mIoU on the fitted pixels before and after.
+
+    Raises:
+        SemsegError: see `semseg.evaluate`.
+    """
+    setup = checkpoint_on_split(checkpoint, split, overrides, config_file)
+    out = Path(out) if out else setup.path.with_name(f"{setup.path.stem}_calibrated.pt")
+    # The prior the network learnt: the training split's (counted once, then cached).
+    training = dataset_stats(
+        train_dataset(setup.config.data), lambda x: track(x, "class statistics")
+    )
+    fit = calibrate_checkpoint(
+        setup.payload,  # loaded once, for the class check and the fit
+        setup.path,
+        out,
+        setup.loader,
+        setup.split,
+        training.pixels,
+        setup.device,
+        setup.settings,
+    )
+    console.print(fit.describe(setup.classes.names))
+    console.print(f"wrote {out}; score it on another split: semseg eval {out} --split SPLIT")
+    return fit
 
 
 def calibrate_checkpoint(

@@ -18,8 +18,10 @@ from semseg.classes import ClassSet
 from semseg.config import Config, validate_config
 from semseg.errors import SemsegError
 from semseg.models import build_model
+from semseg.plugins import import_plugins
 
-CHECKPOINT_FORMAT = 1
+# 2: the auxiliary head's weights are named `aux_head.*` (were `aux.*`).
+CHECKPOINT_FORMAT = 2
 _FORMAT_KEY = "semseg_checkpoint"
 
 
@@ -54,6 +56,12 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:
+    """The checkpoint's payload, loaded with `weights_only=True` (no code runs), upgraded
+    to the current format, with the plugins its config names imported.
+
+    Raises:
+        SemsegError: missing, unreadable, foreign or too new a file.
+    """
     path = Path(path)
     if not path.is_file():
         raise SemsegError(f"{path}: checkpoint not found; pass a file such as runs/NAME/best.pt")
@@ -74,7 +82,26 @@ def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
             f"{path}: checkpoint format {payload[_FORMAT_KEY]} is newer than this semseg "
             f"understands ({CHECKPOINT_FORMAT}); upgrade semseg"
         )
+    import_plugins(payload["config"].get("plugins", []))
+    return _upgraded(payload)
+
+
+def _upgraded(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload in the current format (older files stay loadable)."""
+    if payload[_FORMAT_KEY] < 2:
+        weights = {
+            key: payload[key] for key in ("state_dict", "train_state_dict") if key in payload
+        }
+        renamed = {
+            key: {_aux_head_name(name): tensor for name, tensor in state.items()}
+            for key, state in weights.items()
+        }
+        payload = payload | renamed | {_FORMAT_KEY: 2}
     return payload
+
+
+def _aux_head_name(name: str) -> str:
+    return "aux_head." + name.removeprefix("aux.") if name.startswith("aux.") else name
 
 
 def checkpoint_config(payload: dict[str, Any]) -> Config:

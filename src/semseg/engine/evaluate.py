@@ -1,5 +1,6 @@
-"""Evaluation: run the inferencer over a loader into one ConfusionMatrix (and, for the
-eval command, boundary metrics and per-image mIoU)."""
+"""The evaluation loop: run the inferencer over a loader into one ConfusionMatrix (and,
+for `semseg eval`, boundary metrics), with per-image mIoU. Validation, eval and the
+benchmarks share it."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class EvalResult:
     image_miou: list[float] = field(default_factory=list)  # in loader order
 
 
-def evaluate(
+def evaluate_model(
     model: nn.Module,
     loader: DataLoader,
     num_classes: int,

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torchvision
 
+from semseg._version import __version__
 from semseg.config import Config
 from semseg.errors import SemsegError
 
@@ -71,8 +72,6 @@ def write_metrics_log(path: Path, history: list[dict[str, Any]]) -> None:
 
 
 def environment_record(device: torch.device, dataset_fingerprint: str) -> dict[str, Any]:
-    from semseg import __version__
-
     return {
         "semseg": __version__,
         "python": sys.version.split()[0],

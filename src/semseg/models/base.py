@@ -1,25 +1,42 @@
-"""Behaviour every segmentation model shares: any input size in, logits of that size out."""
+"""Behaviour every segmentation model shares: any input size in, logits of that size out,
+and an optional auxiliary head that only the training step asks for."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ModelOutput = torch.Tensor | dict[str, torch.Tensor]
+Normalization = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
+class Decoded(NamedTuple):
+    """What `forward_padded` returns: logits at the padded input size, and the feature
+    map the auxiliary head reads (None for a model that offers none)."""
+
+    logits: torch.Tensor
+    aux_feature: torch.Tensor | None = None
 
 
 class SegmentationModel(nn.Module):
     """Subclasses implement `forward_padded` for inputs whose sides are multiples of
-    `size_divisor`, returning logits at that padded size; `forward` pads any H x W and
-    crops back. With an auxiliary head (`aux_head=True` in every builder) a model returns
-    {"out": ..., "aux": ...} while training, for deep supervision; plain logits otherwise.
+    `size_divisor`; `forward` pads any H x W, crops back and returns the logits, always.
+
+    With an auxiliary head (`aux_head=True` in every builder; deep supervision, as
+    torchvision's aux classifier) `forward_with_aux` also returns the head's logits. Only
+    the training step calls it; evaluation, prediction and export use `forward`.
     """
 
     size_divisor: int = 1
+    #: The (mean, std) input normalisation the model's weights expect, or None when any
+    #: will do (trained from scratch). Models on an encoder take the encoder's.
+    normalization: Normalization | None = None
 
     def __init__(self) -> None:
         super().__init__()
+        self.aux_head: nn.Module | None = None
         # Per-class logit offsets fitted after training (engine.calibrate); not in the
         # state_dict: checkpoints carry them as `class_bias`, so older files still load.
         self.register_buffer("class_bias", None, persistent=False)
@@ -28,33 +45,35 @@ class SegmentationModel(nn.Module):
         """Add `bias` (C values) to the logits of every forward pass; None removes it."""
         self.class_bias = None if bias is None else bias.detach().float().reshape(1, -1, 1, 1)
 
-    def with_aux(self, logits: torch.Tensor, aux_feature: torch.Tensor, images: torch.Tensor):
-        """The model's output: logits, plus the auxiliary head's logits while training."""
-        # Not a class attribute: nn.Module keeps submodules in _modules, and a class-level
-        # `aux = None` would shadow them.
-        head = getattr(self, "aux", None)
-        if head is not None and self.training:
-            return {"out": logits, "aux": resize_to(head(aux_feature), images)}
-        return logits
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """N x C_in x H x W normalised images -> N x C x H x W logits."""
+        return self._run(images, with_aux=False)[0]
 
-    def forward(self, images: torch.Tensor) -> ModelOutput:
+    def forward_with_aux(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The training path: the logits and the auxiliary head's logits (N x C x H x W),
+        or None in their place for a model built without an auxiliary head."""
+        return self._run(images, with_aux=True)
+
+    def forward_padded(self, images: torch.Tensor) -> Decoded:
+        raise NotImplementedError
+
+    def _run(
+        self, images: torch.Tensor, with_aux: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         height, width = images.shape[-2:]
         pad_h = (-height) % self.size_divisor
         pad_w = (-width) % self.size_divisor
         if pad_h or pad_w:
             # Zero padding in normalised space is the dataset mean colour.
             images = F.pad(images, (0, pad_w, 0, pad_h))
-        output = self.forward_padded(images)  # N x C x H' x W' (or a dict of them)
-        if isinstance(output, dict):
-            output = {name: logits[..., :height, :width] for name, logits in output.items()}
-            return output | {"out": self._biased(output["out"])}
-        return self._biased(output[..., :height, :width])
-
-    def _biased(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits if self.class_bias is None else logits + self.class_bias.to(logits.device)
-
-    def forward_padded(self, images: torch.Tensor) -> ModelOutput:
-        raise NotImplementedError
+        decoded = self.forward_padded(images)  # logits N x C x H' x W'
+        logits = decoded.logits[..., :height, :width]
+        if self.class_bias is not None:
+            logits = logits + self.class_bias.to(logits.device)
+        aux = None
+        if with_aux and self.aux_head is not None:
+            aux = resize_to(self.aux_head(decoded.aux_feature), images)[..., :height, :width]
+        return logits, aux
 
 
 def conv_bn_relu(
@@ -82,9 +101,12 @@ def resize_to(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.Te
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-def aux_head(in_channels: int, num_classes: int) -> nn.Sequential:
-    """An FCN head (3x3 conv, BN, ReLU, dropout, 1x1 classifier) for deep supervision."""
-    middle = max(16, in_channels // 4)
-    return nn.Sequential(
-        conv_bn_relu(in_channels, middle), nn.Dropout(0.1), nn.Conv2d(middle, num_classes, 1)
-    )
+class AuxiliaryHead(nn.Sequential):
+    """An FCN head (3x3 conv, BN, ReLU, dropout, 1x1 classifier) on an intermediate
+    feature, for deep supervision during training."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        middle = max(16, in_channels // 4)
+        super().__init__(
+            conv_bn_relu(in_channels, middle), nn.Dropout(0.1), nn.Conv2d(middle, num_classes, 1)
+        )

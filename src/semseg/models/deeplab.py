@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semseg.models.base import SegmentationModel, aux_head, conv_bn_relu, resize_to
+from semseg.models.base import AuxiliaryHead, Decoded, SegmentationModel, conv_bn_relu, resize_to
 from semseg.models.encoders import build_encoder
 from semseg.models.registry import register_model
 
@@ -46,10 +46,11 @@ class DeepLab(SegmentationModel):
         output_stride: int,
         plus: bool,
         pretrained: bool,
-        use_aux: bool,
+        aux_head: bool,
     ) -> None:
         super().__init__()
         self.encoder = build_encoder(encoder, in_channels, pretrained, output_stride)
+        self.normalization = self.encoder.normalization
         self.size_divisor = 32
         self.plus = plus
         rates = (12, 24, 36) if output_stride == 8 else (6, 12, 18)
@@ -62,16 +63,16 @@ class DeepLab(SegmentationModel):
         else:
             self.refine = conv_bn_relu(256, 256)
         self.classifier = nn.Conv2d(256, num_classes, 1)
-        self.aux = aux_head(channels[-2], num_classes) if use_aux else None
+        self.aux_head = AuxiliaryHead(channels[-2], num_classes) if aux_head else None
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+    def forward_padded(self, images: torch.Tensor) -> Decoded:
         features = self.encoder(images)
         x = self.aspp(features[-1])  # N x 256 x H/os x W/os
         if self.plus:
             low = self.reduce_low(features[self.low_level_index])  # N x 48 x H/4 x W/4
             x = torch.cat([resize_to(x, low), low], dim=1)
         logits = resize_to(self.classifier(self.refine(x)), images)
-        return self.with_aux(logits, features[-2], images)
+        return Decoded(logits, features[-2])
 
 
 @register_model
@@ -91,7 +92,7 @@ def deeplabv3(
         output_stride,
         plus=False,
         pretrained=pretrained,
-        use_aux=aux_head,
+        aux_head=aux_head,
     )
 
 
@@ -112,5 +113,5 @@ def deeplabv3plus(
         output_stride,
         plus=True,
         pretrained=pretrained,
-        use_aux=aux_head,
+        aux_head=aux_head,
     )

@@ -15,13 +15,18 @@ import timm
 import torch
 from torch import nn
 
+from semseg.config import IMAGENET_MEAN, IMAGENET_STD
 from semseg.errors import SemsegError
+from semseg.models.base import Normalization
 from semseg.models.pretrained import create_timm_features, torchvision_model
 
 
 class Encoder(nn.Module):
     out_channels: list[int]
     reductions: list[int]
+    #: (mean, std) the weights were trained with: the pretrained config's (timm records
+    #: it per weight set: `tf_*` weights use 0.5 / 0.5), ImageNet's for torchvision.
+    normalization: Normalization | None = None
 
     @property
     def output_stride(self) -> int:
@@ -51,6 +56,9 @@ class TimmEncoder(Encoder):
         self.model = create_timm_features(name, in_channels, pretrained, **options)
         self.out_channels = list(self.model.feature_info.channels())
         self.reductions = list(self.model.feature_info.reduction())
+        config = getattr(self.model, "pretrained_cfg", None) or {}
+        if config.get("mean") and config.get("std"):
+            self.normalization = (tuple(config["mean"]), tuple(config["std"]))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model(x)
@@ -68,6 +76,8 @@ class TimmEncoder(Encoder):
 
 class _StagedEncoder(Encoder):
     """A torchvision backbone cut into stages; each stage's output is one feature."""
+
+    normalization = (IMAGENET_MEAN, IMAGENET_STD)  # all torchvision ImageNet weights
 
     def __init__(self, stages: list[nn.Module], out_channels: list[int], reductions: list[int]):
         super().__init__()

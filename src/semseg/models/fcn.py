@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semseg.models.base import SegmentationModel, aux_head, resize_to
+from semseg.config import IMAGENET_MEAN, IMAGENET_STD
+from semseg.models.base import AuxiliaryHead, Decoded, SegmentationModel, resize_to
 from semseg.models.pretrained import torchvision_model
 from semseg.models.registry import register_model
 
@@ -51,6 +52,7 @@ def _bilinear_upsampler(channels: int) -> nn.ConvTranspose2d:
 
 class FCN(SegmentationModel):
     size_divisor = 32
+    normalization = (IMAGENET_MEAN, IMAGENET_STD)  # torchvision's VGG weights
 
     def __init__(
         self,
@@ -60,7 +62,7 @@ class FCN(SegmentationModel):
         base_width: int,
         fc_width: int,
         pretrained: bool,
-        use_aux: bool = False,
+        aux_head: bool = False,
     ) -> None:
         super().__init__()
         self.variant = variant
@@ -85,7 +87,7 @@ class FCN(SegmentationModel):
         if variant == 8:
             self.score_pool3 = self._zero_scorer(256 * base_width // 64, num_classes)
             self.up_to_8 = _bilinear_upsampler(num_classes)
-        self.aux = aux_head(top, num_classes) if use_aux else None  # on pool4
+        self.aux_head = AuxiliaryHead(top, num_classes) if aux_head else None  # on pool4
         if pretrained:
             self._load_vgg16(in_channels, base_width, fc_width)
 
@@ -110,7 +112,7 @@ class FCN(SegmentationModel):
         self.fc[3].weight.data.copy_(fc7.weight.view(4096, 4096, 1, 1))
         self.fc[3].bias.data.copy_(fc7.bias)
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, images: torch.Tensor) -> Decoded:
         pool3 = self.to_pool3(images)  # N x 256 x H/8 x W/8
         pool4 = self.to_pool4(pool3)  # N x 512 x H/16 x W/16
         scores = self.score(self.fc(self.to_pool5(pool4)))  # N x C x H/32 x W/32
@@ -119,7 +121,7 @@ class FCN(SegmentationModel):
         if self.variant == 8:
             scores = resize_to(self.up_to_8(scores), pool3) + self.score_pool3(pool3)
         # Fixed bilinear upsampling to the input.
-        return self.with_aux(resize_to(scores, images), pool4, images)
+        return Decoded(resize_to(scores, images), pool4)
 
 
 def _fcn(

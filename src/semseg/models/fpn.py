@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semseg.models.base import SegmentationModel, aux_head, resize_to
+from semseg.models.base import AuxiliaryHead, Decoded, SegmentationModel, resize_to
 from semseg.models.encoders import build_encoder
 from semseg.models.registry import register_model
 
@@ -48,12 +48,13 @@ class FPN(SegmentationModel):
         in_channels: int,
         encoder: str,
         pretrained: bool,
-        use_aux: bool = False,
+        aux_head: bool = False,
         pyramid_width: int = 256,
         segmentation_width: int = 128,
     ) -> None:
         super().__init__()
         self.encoder = build_encoder(encoder, in_channels, pretrained)
+        self.normalization = self.encoder.normalization
         self.size_divisor = self.encoder.output_stride
         reductions = self.encoder.reductions
         # Pyramid levels: the features from stride 4 down (P2..P5).
@@ -67,16 +68,16 @@ class FPN(SegmentationModel):
             for i in self.levels
         )
         self.classifier = nn.Conv2d(segmentation_width, num_classes, 1)
-        self.aux = aux_head(channels[-2], num_classes) if use_aux else None
+        self.aux_head = AuxiliaryHead(channels[-2], num_classes) if aux_head else None
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, images: torch.Tensor) -> Decoded:
         encoded = self.encoder(images)
         features = [encoded[i] for i in self.levels]  # strides 4 .. 32
         pyramid = [lateral(f) for lateral, f in zip(self.lateral, features, strict=True)]
         for i in range(len(pyramid) - 2, -1, -1):  # top-down: add the coarser level
             pyramid[i] = pyramid[i] + resize_to(pyramid[i + 1], pyramid[i])
         fused = sum(up(p, pyramid[0]) for up, p in zip(self.upsampling, pyramid, strict=True))
-        return self.with_aux(resize_to(self.classifier(fused), images), features[-2], images)
+        return Decoded(resize_to(self.classifier(fused), images), features[-2])
 
 
 @register_model
@@ -88,4 +89,4 @@ def fpn(
     aux_head: bool = False,
 ) -> FPN:
     """FPN semantic head on a ResNet-50 (any encoder with stride-4..32 features)."""
-    return FPN(num_classes, in_channels, encoder, pretrained, use_aux=aux_head)
+    return FPN(num_classes, in_channels, encoder, pretrained, aux_head=aux_head)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semseg.models.base import SegmentationModel, aux_head, resize_to
+from semseg.models.base import AuxiliaryHead, Decoded, SegmentationModel, resize_to
 from semseg.models.encoders import build_encoder
 from semseg.models.registry import register_model
 
@@ -30,11 +30,12 @@ class LRASPP(SegmentationModel):
         encoder: str,
         pretrained: bool,
         output_stride: int,
-        use_aux: bool = False,
+        aux_head: bool = False,
         inter_channels: int = 128,
     ) -> None:
         super().__init__()
         self.encoder = build_encoder(encoder, in_channels, pretrained, output_stride)
+        self.normalization = self.encoder.normalization
         self.low_index = self.encoder.reductions.index(8)
         high, low = self.encoder.out_channels[-1], self.encoder.out_channels[self.low_index]
         self.cbr = nn.Sequential(
@@ -47,14 +48,16 @@ class LRASPP(SegmentationModel):
         )
         self.low_classifier = nn.Conv2d(low, num_classes, 1)
         self.high_classifier = nn.Conv2d(inter_channels, num_classes, 1)
-        self.aux = aux_head(self.encoder.out_channels[-2], num_classes) if use_aux else None
+        self.aux_head = (
+            AuxiliaryHead(self.encoder.out_channels[-2], num_classes) if aux_head else None
+        )
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, images: torch.Tensor) -> Decoded:
         features = self.encoder(images)
         high, low = features[-1], features[self.low_index]  # strides 16 and 8
         x = self.cbr(high) * self.scale(high)
         logits = self.low_classifier(low) + self.high_classifier(resize_to(x, low))
-        return self.with_aux(resize_to(logits, images), features[-2], images)
+        return Decoded(resize_to(logits, images), features[-2])
 
 
 @register_model

@@ -1,45 +1,51 @@
-"""Model registry: a name maps to a builder function `(num_classes, in_channels, **kw)`."""
+"""Model registry: a name maps to a builder `(num_classes, in_channels, **options)`."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-from semseg.errors import SemsegError
+from semseg.registry import Registry
 
 ModelBuilder = Callable[..., nn.Module]
-_MODELS: dict[str, ModelBuilder] = {}
 
+MODELS: Registry[ModelBuilder] = Registry("model", "model.name")
 
-def register_model(builder: ModelBuilder) -> ModelBuilder:
-    """Decorator: register `builder` under its function name; a duplicate name is a bug."""
-    name = builder.__name__
-    if name in _MODELS:
-        raise RuntimeError(f"model {name!r} is already registered")
-    _MODELS[name] = builder
-    return builder
+#: Decorator registering a model builder under its function name (or a given name). The
+#: builder takes `num_classes` and `in_channels`, then keyword options that configs set
+#: as `model.KEY` (encoder, pretrained, aux_head, ...), and returns a module whose
+#: forward maps N x in_channels x H x W images to N x num_classes x H x W logits.
+register_model = MODELS.register
+
+# Parameters semseg passes itself; every other builder parameter is a `model.*` key.
+_BUILT_IN = ("num_classes", "in_channels")
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    """The registered model names, sorted."""
+    return MODELS.names()
 
 
 def build_model(name: str, num_classes: int, in_channels: int = 3, **options: Any) -> nn.Module:
-    """Build a registered model; `options` with value None are left at the builder default."""
-    if name not in _MODELS:
-        available = ", ".join(list_models())
-        raise SemsegError(
-            f"config key 'model.name': unknown model {name!r}; available: {available}"
-        )
-    builder = _MODELS[name]
-    accepted = inspect.signature(builder).parameters
+    """Build a registered model.
+
+    Args:
+        name: a registered name (`semseg models` lists them).
+        num_classes: classes the logits score.
+        in_channels: image channels (3 for RGB, 1 for `data.image_mode=gray`).
+        **options: builder keywords such as `encoder` or `aux_head`; those given as None
+            keep the builder's default.
+
+    Returns:
+        The model; `forward(images)` returns logits at the input's size.
+
+    Raises:
+        SemsegError: unknown name, or an option this model does not take (named as the
+            config key `model.OPTION`).
+    """
+    builder = MODELS.get(name).function
     given = {key: value for key, value in options.items() if value is not None}
-    for key in given:
-        if key not in accepted:
-            raise SemsegError(
-                f"config key 'model.{key}' does not apply to model {name!r}; remove it"
-            )
+    MODELS.check_parameters(name, given, key="model", reserved=_BUILT_IN)
     return builder(num_classes=num_classes, in_channels=in_channels, **given)

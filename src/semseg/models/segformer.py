@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semseg.errors import SemsegError
-from semseg.models.base import SegmentationModel, aux_head, conv_bn_relu, resize_to
+from semseg.models.base import AuxiliaryHead, Decoded, SegmentationModel, conv_bn_relu, resize_to
 from semseg.models.registry import register_model
 
 
@@ -135,7 +135,7 @@ class SegFormer(SegmentationModel):
         num_classes: int,
         in_channels: int,
         encoder: MixTransformer,
-        use_aux: bool = False,
+        aux_head: bool = False,
         decoder_width: int = 256,
     ) -> None:
         super().__init__()
@@ -144,15 +144,15 @@ class SegFormer(SegmentationModel):
         self.fuse = conv_bn_relu(len(encoder.out_channels) * decoder_width, decoder_width, 1)
         self.dropout = nn.Dropout2d(0.1)
         self.classifier = nn.Conv2d(decoder_width, num_classes, 1)
-        self.aux = aux_head(encoder.out_channels[-2], num_classes) if use_aux else None
+        self.aux_head = AuxiliaryHead(encoder.out_channels[-2], num_classes) if aux_head else None
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, images: torch.Tensor) -> Decoded:
         features = self.encoder(images)
         stride4 = features[0]
         projected = [resize_to(p(f), stride4) for p, f in zip(self.project, features, strict=True)]
         fused = self.fuse(torch.cat(projected[::-1], dim=1))  # N x 256 x H/4 x W/4
         logits = resize_to(self.classifier(self.dropout(fused)), images)
-        return self.with_aux(logits, features[-2], images)
+        return Decoded(logits, features[-2])
 
 
 @register_model
@@ -172,4 +172,4 @@ def segformer_b0(
         depths=(2, 2, 2, 2),
         reductions=(8, 4, 2, 1),
     )
-    return SegFormer(num_classes, in_channels, encoder, use_aux=aux_head)
+    return SegFormer(num_classes, in_channels, encoder, aux_head=aux_head)

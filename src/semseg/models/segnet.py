@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from semseg.config import IMAGENET_MEAN, IMAGENET_STD
 from semseg.errors import SemsegError
-from semseg.models.base import SegmentationModel, aux_head, conv_bn_relu
+from semseg.models.base import AuxiliaryHead, Decoded, SegmentationModel, conv_bn_relu
 from semseg.models.encoders import tv_vgg16_bn_features
 from semseg.models.fcn import vgg16_layers
 from semseg.models.registry import register_model
@@ -20,6 +21,7 @@ from semseg.models.registry import register_model
 
 class SegNet(SegmentationModel):
     size_divisor = 32
+    normalization = (IMAGENET_MEAN, IMAGENET_STD)  # torchvision's VGG weights
 
     def __init__(
         self,
@@ -27,7 +29,7 @@ class SegNet(SegmentationModel):
         in_channels: int,
         base_width: int,
         pretrained: bool,
-        use_aux: bool = False,
+        aux_head: bool = False,
     ) -> None:
         super().__init__()
         if pretrained and base_width != 64:
@@ -63,9 +65,11 @@ class SegNet(SegmentationModel):
             for first, widths in zip(inputs, plan, strict=True)
         )
         self.head = nn.Conv2d(w[0], num_classes, 3, padding=1)
-        self.aux = aux_head(w[3], num_classes) if use_aux else None  # on the encoder output
+        self.aux_head = (
+            AuxiliaryHead(w[3], num_classes) if aux_head else None
+        )  # on the encoder output
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, images: torch.Tensor) -> Decoded:
         x = images
         pooled = []
         for stage in self.encoder_stages:
@@ -75,7 +79,7 @@ class SegNet(SegmentationModel):
         encoded = x
         for stage in self.decoder_stages:
             x = stage(self.unpool(x, pooled.pop()))
-        return self.with_aux(self.head(x), encoded, images)  # N x C x H x W
+        return Decoded(self.head(x), encoded)  # N x C x H x W
 
 
 @register_model

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from semseg.errors import SemsegError
-from semseg.models.base import SegmentationModel, aux_head, conv_bn_relu, resize_to
+from semseg.models.base import AuxiliaryHead, Decoded, SegmentationModel, conv_bn_relu, resize_to
 from semseg.models.encoders import build_encoder
 from semseg.models.registry import register_model
 
@@ -39,7 +39,7 @@ class _UpBlock(nn.Module):
 
 class UNet(SegmentationModel):
     def __init__(
-        self, num_classes: int, in_channels: int, base_width: int, depth: int, use_aux: bool
+        self, num_classes: int, in_channels: int, base_width: int, depth: int, aux_head: bool
     ) -> None:
         super().__init__()
         self.size_divisor = 2**depth
@@ -49,9 +49,11 @@ class UNet(SegmentationModel):
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList(_UpBlock(widths[i + 1], widths[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
-        self.aux = aux_head(widths[-1], num_classes) if use_aux else None  # on the bottleneck
+        self.aux_head = (
+            AuxiliaryHead(widths[-1], num_classes) if aux_head else None
+        )  # on the bottleneck
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, images: torch.Tensor) -> Decoded:
         x = self.down[0](images)  # N x w x H x W
         skips = []
         for block in self.down[1:]:
@@ -60,7 +62,7 @@ class UNet(SegmentationModel):
         bottleneck = x
         for block in self.up:
             x = block(x, skips.pop())
-        return self.with_aux(self.head(x), bottleneck, images)  # N x C x H x W
+        return Decoded(self.head(x), bottleneck)  # N x C x H x W
 
 
 class EncoderUNet(SegmentationModel):
@@ -70,13 +72,14 @@ class EncoderUNet(SegmentationModel):
         in_channels: int,
         encoder: str,
         pretrained: bool,
-        use_aux: bool,
+        aux_head: bool,
         decoder_widths: tuple[int, ...] = (256, 128, 64, 32, 16),
     ) -> None:
         super().__init__()
         if not decoder_widths:
             raise SemsegError("config key 'model.decoder_widths': give at least one width")
         self.encoder = build_encoder(encoder, in_channels, pretrained)
+        self.normalization = self.encoder.normalization
         self.size_divisor = self.encoder.output_stride
         channels = self.encoder.out_channels  # shallow .. deep
         skips = list(reversed(channels[:-1])) + [0] * (len(decoder_widths) - len(channels) + 1)
@@ -87,9 +90,9 @@ class EncoderUNet(SegmentationModel):
             previous = width
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(previous, num_classes, kernel_size=1)
-        self.aux = aux_head(channels[-2], num_classes) if use_aux else None
+        self.aux_head = AuxiliaryHead(channels[-2], num_classes) if aux_head else None
 
-    def forward_padded(self, images: torch.Tensor) -> torch.Tensor:
+    def forward_padded(self, images: torch.Tensor) -> Decoded:
         features = self.encoder(images)
         x = features[-1]
         skips = list(reversed(features[:-1]))
@@ -100,7 +103,7 @@ class EncoderUNet(SegmentationModel):
             else:  # the levels above the shallowest feature, up to full resolution
                 x = nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear")
             x = block(x)
-        return self.with_aux(resize_to(self.head(x), images), features[-2], images)
+        return Decoded(resize_to(self.head(x), images), features[-2])
 
 
 def _unet(
@@ -127,7 +130,7 @@ def _unet(
             "config key 'model.pretrained': the classic U-Net has no pretrained "
             "weights; set model.encoder (e.g. efficientnet_lite0) to use them"
         )
-    return UNet(num_classes, in_channels, base_width=base_width, depth=depth, use_aux=aux_head)
+    return UNet(num_classes, in_channels, base_width=base_width, depth=depth, aux_head=aux_head)
 
 
 @register_model

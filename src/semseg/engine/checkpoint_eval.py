@@ -1,0 +1,192 @@
+"""`semseg.evaluate`: score a checkpoint on a split of its dataset (or another), with
+the per-class table, a JSON summary and optionally the HTML report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from semseg.classes import ClassSet
+from semseg.config import Config, load_config
+from semseg.console import class_table, console, summary_line
+from semseg.data import SegmentationDataset, eval_dataset, make_loader
+from semseg.data.registry import val_split_name
+from semseg.engine.checkpoint import checkpoint_classes, load_checkpoint, model_from_checkpoint
+from semseg.engine.evaluate import EvalResult, evaluate_model, sample_predictions
+from semseg.engine.inference import InferenceSettings
+from semseg.engine.rundir import write_json
+from semseg.engine.runtime import resolve_device
+from semseg.errors import SemsegError
+from semseg.metrics import NAN_RULE, distribution
+from semseg.report import write_report
+
+
+@dataclass
+class CheckpointOnSplit:
+    """A checkpoint's model set up to run on one split of the configured data."""
+
+    path: Path
+    payload: dict[str, Any]
+    config: Config
+    classes: ClassSet
+    dataset: SegmentationDataset
+    loader: DataLoader
+    split: str
+    device: torch.device
+    settings: InferenceSettings
+
+
+def checkpoint_on_split(
+    path: Path | str,
+    split: str | None = None,
+    overrides: list[str] | None = None,
+    config_file: Path | str | None = None,
+) -> CheckpointOnSplit:
+    """The checkpoint's config, then `config_file`, then `overrides` (e.g. data.root=...)
+    decide the data, device and inference settings; `split` defaults to validation.
+
+    Raises:
+        SemsegError: an unreadable checkpoint, bad config or data, or a dataset whose
+            classes differ from the model's.
+    """
+    path = Path(path)
+    payload = load_checkpoint(path)
+    config = load_config(config_file, overrides, base=payload["config"])
+    classes = checkpoint_classes(payload)
+    dataset = eval_dataset(config.data, split)
+    if dataset.classes.names != classes.names:
+        raise SemsegError(
+            f"{path}: model classes {list(classes.names)} differ from the dataset's "
+            f"{list(dataset.classes.names)}; evaluate on data with the model's classes"
+        )
+    device = resolve_device(config.train.device)
+    return CheckpointOnSplit(
+        path,
+        payload,
+        config,
+        classes,
+        dataset,
+        make_loader(dataset, config.data, config.eval.batch_size, shuffle=False),
+        split or val_split_name(config.data),
+        device,
+        InferenceSettings.from_config(config.eval, device),
+    )
+
+
+def evaluate(
+    checkpoint: Path | str,
+    split: str | None = None,
+    overrides: list[str] | None = None,
+    config_file: Path | str | None = None,
+    out: Path | str | None = None,
+    report: Path | str | None = None,
+    worst: int = 6,
+) -> dict[str, Any]:
+    """Evaluate a checkpoint with its eval.* inference settings (whole image or sliding
+    window, test-time scales and flip); print the per-class table.
+
+    Args:
+        checkpoint: a semseg checkpoint, e.g. runs/NAME/best.pt.
+        split: the split to score; default the dataset's validation split.
+        overrides: `KEY=VALUE` config overrides, e.g. `["data.root=/data/camvid"]`.
+        config_file: a YAML file applied over the checkpoint's config.
+        out: the JSON summary to write; default eval.json beside the checkpoint.
+        report: a folder for the HTML report (figures, worst images); none by default.
+        worst: how many of the lowest-mIoU images the report shows.
+
+    Returns:
+        The summary written to `out`: metrics (NaN rule applied), split, images,
+        inference settings, dataset fingerprint, class bias.
+
+    Raises:
+        SemsegError: see `checkpoint_on_split`.
+    """
+    setup = checkpoint_on_split(checkpoint, split, overrides, config_file)
+    model = model_from_checkpoint(setup.payload, setup.path).to(setup.device)
+    config, classes = setup.config, setup.classes
+    result = evaluate_model(
+        model,
+        setup.loader,
+        classes.num_classes,
+        classes.ignore_index,
+        setup.device,
+        settings=setup.settings,
+        boundary_tolerance=config.eval.boundary_tolerance if config.eval.boundary_metrics else None,
+    )
+    metrics = result.confusion.compute()
+    if result.boundary is not None:
+        metrics |= result.boundary.compute()
+    metrics["per_image_miou"] = distribution(result.image_miou)
+    title = f"{setup.path} on {setup.split}"
+    console.print(class_table(metrics, classes.names, title))
+    console.print(summary_line(metrics))
+    _warn_if_fitted_on(setup)
+    summary = _summary(setup, metrics)
+    out = Path(out) if out else setup.path.with_name("eval.json")
+    write_json(out, summary)
+    console.print(f"wrote {out}")
+    if report is not None:
+        page = _write_report(Path(report), setup, model, result, metrics, title, worst)
+        console.print(f"report: {page}")
+    return summary
+
+
+def _warn_if_fitted_on(setup: CheckpointOnSplit) -> None:
+    fitted_on = (setup.payload.get("class_bias_fit") or {}).get("split")
+    if fitted_on == setup.split:
+        console.print(
+            f"note: this checkpoint's class bias was fitted on {setup.split}, so these "
+            "figures are optimistic; score a split it has not seen"
+        )
+
+
+def _summary(setup: CheckpointOnSplit, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "checkpoint": str(setup.path),
+        "split": setup.split,
+        "images": len(setup.dataset),
+        "dataset_fingerprint": setup.dataset.fingerprint(),
+        "inference": setup.settings.describe(),
+        "class_bias": setup.payload.get("class_bias_fit"),
+        "class_names": list(setup.classes.names),
+        "metrics": metrics,
+        "nan_rule": NAN_RULE,
+    }
+
+
+def _write_report(
+    folder: Path,
+    setup: CheckpointOnSplit,
+    model: torch.nn.Module,
+    result: EvalResult,
+    metrics: dict[str, Any],
+    title: str,
+    worst: int,
+) -> Path:
+    """The HTML report, with the `worst` lowest-mIoU images predicted again."""
+    dataset = setup.dataset
+    ranked = sorted((v, i) for i, v in enumerate(result.image_miou) if v == v)[:worst]
+    rows = sample_predictions(model, dataset, [i for _, i in ranked], setup.settings, setup.device)
+    worst_rows = [
+        (dataset.sample_name(i), v, row) for (v, i), row in zip(ranked, rows, strict=True)
+    ]
+    return write_report(
+        folder,
+        title,
+        setup.classes,
+        metrics,
+        result.confusion.matrix.cpu().numpy(),
+        result.image_miou,
+        worst_rows,
+        {
+            "checkpoint": setup.path,
+            "split": setup.split,
+            "images": len(dataset),
+            "inference": setup.settings.describe(),
+            "dataset fingerprint": dataset.fingerprint(),
+        },
+    )

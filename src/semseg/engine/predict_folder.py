@@ -1,0 +1,89 @@
+"""`semseg.predict_folder`: masks for image files and folders, written as palette PNGs
+(pixel values are class indices; viewers show the class colours) and colour overlays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from semseg.console import console, progress_bar
+from semseg.data.io import IMAGE_EXTENSIONS
+from semseg.engine.inference import InferenceSettings
+from semseg.engine.predictor import load, to_image_tensor
+from semseg.errors import SemsegError
+from semseg.viz import overlay
+
+
+def predict_folder(
+    checkpoint: Path | str,
+    inputs: list[Path | str],
+    out_dir: Path | str,
+    overlays: bool = True,
+    device: str | None = None,
+    eval_overrides: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Predict every image given and write OUT/NAME.png (+ OUT/NAME_overlay.png).
+
+    Args:
+        checkpoint: a semseg checkpoint, e.g. runs/NAME/best.pt.
+        inputs: image files, and folders whose images are all taken (sorted).
+        out_dir: the output folder (created).
+        overlays: also write the colour overlay of each mask on its image.
+        device: cpu, cuda, ...; default: CUDA when available.
+        eval_overrides: eval.* keys replacing the checkpoint's inference settings, e.g.
+            `{"flip": True, "scales": [0.75, 1, 1.25]}` or `{"mode": "slide", ...}`.
+
+    Returns:
+        The mask files written, in input order.
+
+    Raises:
+        SemsegError: a missing input, a folder without images, an unreadable image, or
+            more classes than a palette PNG holds (256).
+    """
+    predictor = load(checkpoint, device=device)
+    if eval_overrides:
+        settings = predictor.config.eval.model_copy(update=eval_overrides)
+        predictor.inference = InferenceSettings.from_config(settings, predictor.device)
+    files = expand_inputs([Path(item) for item in inputs])
+    classes = predictor.classes
+    if classes.num_classes > 256:
+        raise SemsegError(f"{checkpoint}: {classes.num_classes} classes do not fit a PNG")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    flat_palette = np.asarray(classes.color_table(), dtype=np.uint8).reshape(-1).tolist()
+    written = []
+    with progress_bar() as progress:
+        task = progress.add_task("predict", total=len(files), info="")
+        for path in files:
+            image = to_image_tensor(path).permute(1, 2, 0).numpy()  # RGB, EXIF applied
+            mask = predictor.predict(image)
+            index_png = Image.fromarray(mask.astype(np.uint8), mode="P")
+            index_png.putpalette(flat_palette)
+            target = out_dir / f"{path.stem}.png"
+            index_png.save(target)
+            written.append(target)
+            if overlays:
+                blended = overlay(image, mask, classes)
+                Image.fromarray(blended).save(out_dir / f"{path.stem}_overlay.png")
+            progress.advance(task)
+    console.print(f"wrote {len(written)} mask(s) to {out_dir}")
+    return written
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders contribute their images (sorted)."""
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise SemsegError(f"{item}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            files.extend(found)
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise SemsegError(f"{item}: no such file or folder; check the input paths")
+    return files

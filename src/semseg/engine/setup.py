@@ -1,0 +1,178 @@
+"""Building a training run from a config: data, network, loss, optimiser, schedule,
+budget and loaders, all checked before the run folder exists, so that a bad config or
+dataset leaves nothing behind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from semseg.classes import ClassSet
+from semseg.config import IMAGENET_MEAN, IMAGENET_STD, Config, parse_duration
+from semseg.console import console, track
+from semseg.data import input_channels, make_loader, open_split
+from semseg.data.base import SegmentationDataset
+from semseg.data.registry import train_split_name, val_split_name
+from semseg.data.stats import auto_class_weights
+from semseg.data.transforms import eval_preset, train_preset
+from semseg.engine.budget import Budget
+from semseg.engine.ema import ModelEMA
+from semseg.engine.epoch import TrainingStep
+from semseg.engine.inference import InferenceSettings
+from semseg.engine.precision import depthwise_convs_in_fp32, resolve_amp
+from semseg.engine.runtime import resolve_device, seed_everything
+from semseg.engine.schedule import LRSchedule, build_optimizer
+from semseg.losses import build_loss
+from semseg.models import build_model
+from semseg.models.encoders import freeze_encoder_stages
+from semseg.models.pretrained import load_weights_file
+
+
+@dataclass
+class TrainingRun:
+    """Everything a training loop uses, built once. `config` is the resolved one (input
+    normalisation filled in); it is what the run folder and checkpoints record."""
+
+    config: Config
+    device: torch.device
+    classes: ClassSet
+    in_channels: int
+    train_set: SegmentationDataset
+    val_set: SegmentationDataset
+    train_loader: DataLoader
+    val_loader: DataLoader
+    # Reseeded every epoch; the training loader's shuffling and worker seeds come from it.
+    generator: torch.Generator
+    step: TrainingStep
+    budget: Budget | None
+    # eval.* settings: the class-bias fit uses them as they are, validation one pass.
+    inference: InferenceSettings
+
+    @property
+    def model(self) -> nn.Module:
+        """The network the optimiser trains."""
+        return self.step.model
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights that are validated and saved as the run's model (best.pt, and
+        last.pt's `state_dict`): the EMA average when train.ema_decay is set, else the
+        trained network itself. last.pt also keeps the trained network, to resume from."""
+        return self.step.ema.module if self.step.ema is not None else self.step.model
+
+
+def build_run(config: Config, resumed: dict[str, Any] | None = None) -> TrainingRun:
+    """A run for `config`; `resumed` (a last.pt payload) restores the time budget spent,
+    and the weights come from it later rather than from `model.weights`."""
+    device = resolve_device(config.train.device)
+    seed_everything(config.train.seed)
+    train_set = open_split(config.data, train_split_name(config.data))
+    val_set = open_split(config.data, val_split_name(config.data))
+    classes, in_channels = train_set.classes, input_channels(config.data)
+    model = _network(config, classes, in_channels, device, resumed is None)
+    config = with_input_normalization(config, model)
+    train_set.transform = train_preset(config.data, classes.ignore_index)
+    val_set.transform = eval_preset(config.data)
+    generator = torch.Generator()
+    train_loader = make_loader(train_set, config.data, config.data.batch_size, True, generator)
+    budget = _budget(config, resumed)
+    return TrainingRun(
+        config=config,
+        device=device,
+        classes=classes,
+        in_channels=in_channels,
+        train_set=train_set,
+        val_set=val_set,
+        train_loader=train_loader,
+        val_loader=make_loader(val_set, config.data, config.eval.batch_size, False),
+        generator=generator,
+        step=_training_step(config, model, train_set, len(train_loader), budget, device),
+        budget=budget,
+        inference=InferenceSettings.from_config(config.eval, device),
+    )
+
+
+def with_input_normalization(config: Config, model: nn.Module) -> Config:
+    """`data.mean` / `data.std` as configured, else what the model's weights expect (its
+    encoder's pretrained config), else ImageNet's."""
+    expected = getattr(model, "normalization", None) or (IMAGENET_MEAN, IMAGENET_STD)
+    data = config.data.model_copy(
+        update={"mean": config.data.mean or expected[0], "std": config.data.std or expected[1]}
+    )
+    return config.model_copy(update={"data": data})
+
+
+def _network(
+    config: Config, classes: ClassSet, in_channels: int, device: torch.device, fresh: bool
+) -> nn.Module:
+    model = build_model(
+        config.model.name, classes.num_classes, in_channels, **config.model.builder_options()
+    )
+    if config.model.weights is not None and fresh:
+        load_weights_file(model, config.model.weights)
+    if config.model.frozen_stages:
+        freeze_encoder_stages(model, config.model.frozen_stages)
+    model.to(device)
+    if config.train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if device.type == "cpu":
+        depthwise_convs_in_fp32(model)  # faster under bf16 autocast, a no-op without it
+    return model
+
+
+def _budget(config: Config, resumed: dict[str, Any] | None) -> Budget | None:
+    if not config.train.time_budget:
+        return None
+    spent = resumed.get("budget_spent_s", 0.0) if resumed else 0.0
+    return Budget(parse_duration(config.train.time_budget), spent_before=spent)
+
+
+def _training_step(
+    config: Config,
+    model: nn.Module,
+    train_set: SegmentationDataset,
+    batches_per_epoch: int,
+    budget: Budget | None,
+    device: torch.device,
+) -> TrainingStep:
+    loss_fn = build_loss(config.loss, train_set.classes, _auto_class_weights(config, train_set))
+    optimizer = build_optimizer(model, config.optim)
+    steps_per_epoch = -(-batches_per_epoch // config.train.accumulate_steps)  # optimiser steps
+    schedule = LRSchedule(
+        optimizer,
+        config.optim,
+        total_steps=steps_per_epoch * config.train.epochs,
+        warmup_steps=round(config.optim.warmup_epochs * steps_per_epoch),
+        progress=budget.progress if budget else None,
+    )
+    return TrainingStep(
+        model,
+        loss_fn.to(device),
+        optimizer,
+        schedule,
+        device,
+        amp_dtype=resolve_amp(config.train.amp, device),
+        grad_clip=config.optim.grad_clip,
+        accumulate_steps=config.train.accumulate_steps,
+        aux_weight=config.loss.aux_weight,
+        ema=ModelEMA(model, config.train.ema_decay) if config.train.ema_decay else None,
+        compile=config.train.compile,
+    )
+
+
+def _auto_class_weights(config: Config, train_set: SegmentationDataset) -> list[float] | None:
+    """`class_weights=auto`: the weights computed from the training split."""
+    if config.loss.class_weights != "auto":
+        return None
+    weights = auto_class_weights(
+        train_set, config.loss.class_weighting, lambda items: track(items, "class statistics")
+    )
+    shown = ", ".join(
+        f"{name} {w:.3f}" for name, w in zip(train_set.classes.names, weights, strict=True)
+    )
+    console.print(f"class weights ({config.loss.class_weighting}): {shown}")
+    return weights
