@@ -78,7 +78,9 @@ def main() -> None:
     }
     training = result["training"]
     speeds = training["images_per_s"]
-    training["semseg_vs_plain_loop"] = round(speeds["semseg TrainingStep"] / speeds["plain loop"], 2)
+    training["semseg_vs_plain_loop"] = round(
+        speeds["semseg TrainingStep"] / speeds["plain loop"], 2
+    )
     ceiling = result["matmul_gflops"]["fp32"]
     training["achieved_share_of_fp32_matmul"] = {
         name: round(gflops / ceiling, 2) for name, gflops in training["achieved_gflops"].items()

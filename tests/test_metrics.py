@@ -3,10 +3,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from sklearn.metrics import confusion_matrix, jaccard_score, precision_recall_fscore_support
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from semseg.metrics import ConfusionMatrix
+from semseg.metrics import ConfusionMatrix, per_image_miou
 
 IGNORE = 255
 
@@ -113,3 +116,43 @@ def test_labels_outside_the_classes_are_not_counted() -> None:
     cm = ConfusionMatrix(2, ignore_index=IGNORE)
     cm.update(torch.tensor([0, 1, 1]), torch.tensor([0, 7, 1]))
     assert cm.matrix.sum() == 2
+
+
+# Property tests: any labels, any split of the pixels into batches and images.
+labels_and_predictions = st.integers(2, 6).flatmap(
+    lambda classes: st.tuples(
+        st.just(classes),
+        hnp.arrays(np.int64, (2, 5, 7), elements=st.sampled_from([*range(classes), IGNORE])),
+        hnp.arrays(np.int64, (2, 5, 7), elements=st.integers(0, classes - 1)),
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels_and_predictions)
+def test_matrix_is_scikit_learns_on_the_labelled_pixels(case) -> None:
+    num_classes, target, pred = case
+    cm = ConfusionMatrix(num_classes, IGNORE)
+    cm.update(torch.from_numpy(pred), torch.from_numpy(target))
+    valid = target != IGNORE
+    if not valid.any():  # all ignored: nothing counted (scikit-learn refuses empty input)
+        assert not cm.matrix.any()
+        return
+    reference = confusion_matrix(target[valid], pred[valid], labels=list(range(num_classes)))
+    assert np.array_equal(cm.matrix.numpy(), reference)
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels_and_predictions)
+def test_per_image_miou_is_each_images_own_matrix(case) -> None:
+    num_classes, target, pred = case
+    per_image = per_image_miou(
+        torch.from_numpy(pred), torch.from_numpy(target), num_classes, IGNORE
+    )
+    for index in range(len(target)):
+        single = ConfusionMatrix(num_classes, IGNORE)
+        single.update(torch.from_numpy(pred[index]), torch.from_numpy(target[index]))
+        expected = single.compute()["miou"]
+        assert (math.isnan(expected) and math.isnan(per_image[index])) or math.isclose(
+            per_image[index], expected, rel_tol=1e-9
+        )

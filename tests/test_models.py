@@ -263,3 +263,12 @@ def test_flop_count_matches_a_hand_count() -> None:
     conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
     # 8 outputs x 27 multiply-adds x 2 FLOPs, at every one of 10 x 12 positions.
     assert count_flops(conv, 10, 12) == 8 * 27 * 2 * 10 * 12
+
+
+def test_encoders_state_the_normalisation_their_weights_expect() -> None:
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert build_encoder("resnet10t").normalization == imagenet  # timm's pretrained config
+    assert build_encoder("tf_efficientnet_lite0").normalization == ((0.5,) * 3, (0.5,) * 3)
+    assert build_encoder("tv_resnet18").normalization == imagenet  # torchvision weights
+    assert build_model("lraspp", 2, encoder="tv_mobilenet_v3_small").normalization == imagenet
+    assert build_model("unet_small", 2).normalization is None  # from scratch: any will do

@@ -239,3 +239,47 @@ def test_predict_on_missing_input_and_resume_from_best(trained_run: Path, tmp_pa
     assert code == 2 and "no such file or folder" in err
     code, _, err = run_cli("train", "--resume", trained_run / "best.pt")
     assert code == 2 and "resume from last.pt" in err
+
+
+def test_normalisation_comes_from_the_encoder_and_travels_with_the_checkpoint(
+    tiny_config: Config,
+) -> None:
+    """timm records 0.5 / 0.5 for its tf_* weights: training uses and records it, and the
+    checkpoint's predictor normalises the same way; data.mean/std set by hand win."""
+    config = tiny_config.model_copy(deep=True)
+    config.model.name, config.model.encoder = "unet", "tf_efficientnet_lite0"
+    config.model.base_width, config.model.decoder_widths = None, [8, 8]
+    config.train.epochs, config.train.name = 1, "tf"
+    run_dir = semseg.train(config).run_dir
+    recorded = load_checkpoint(run_dir / "best.pt")["config"]["data"]
+    assert recorded["mean"] == recorded["std"] == [0.5, 0.5, 0.5]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["mean"] == [0.5] * 3
+    predictor = semseg.load(run_dir / "best.pt")
+    white = torch.full((3, 8, 8), 255, dtype=torch.uint8)
+    normalised, _ = predictor._preprocess(white, torch.zeros(8, 8, dtype=torch.uint8))
+    assert torch.allclose(normalised, torch.ones_like(normalised))  # (1 - 0.5) / 0.5
+
+    chosen = config.model_copy(deep=True)
+    chosen.data.mean, chosen.data.std, chosen.train.name = (0.4, 0.4, 0.4), (0.2,) * 3, "own"
+    own = load_checkpoint(semseg.train(chosen).run_dir / "best.pt")["config"]["data"]
+    assert own["mean"] == [0.4] * 3 and own["std"] == [0.2] * 3
+
+
+def test_checkpoints_of_format_1_still_load(tiny_config: Config, tmp_path: Path) -> None:
+    """Format 1 named the auxiliary head `aux.*`; such files load and predict alike."""
+    config = tiny_config.model_copy(deep=True)
+    config.model.aux_head, config.train.epochs, config.train.name = True, 1, "aux"
+    best = semseg.train(config).run_dir / "best.pt"
+    payload = load_checkpoint(best)
+    assert any(key.startswith("aux_head.") for key in payload["state_dict"])
+    old = payload | {
+        "semseg_checkpoint": 1,
+        "state_dict": {
+            key.replace("aux_head.", "aux.", 1): value
+            for key, value in payload["state_dict"].items()
+        },
+    }
+    torch.save(old, tmp_path / "old.pt")
+    image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    expected = semseg.load(best).predict(image)
+    assert np.array_equal(semseg.load(tmp_path / "old.pt").predict(image), expected)

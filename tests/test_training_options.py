@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import semseg
 from semseg.config import Config
@@ -192,6 +194,19 @@ def test_durations(text: str, seconds: float) -> None:
     from semseg.config import parse_duration
 
     assert parse_duration(text) == seconds
+
+
+@given(st.integers(0, 99), st.integers(0, 99), st.integers(0, 99))
+def test_any_hours_minutes_seconds_add_up(hours: int, minutes: int, seconds: int) -> None:
+    from semseg.config import parse_duration
+
+    text = "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n)
+    total = 3600 * hours + 60 * minutes + seconds
+    if total:
+        assert parse_duration(text or "0s") == total
+    else:
+        with pytest.raises(SemsegError, match="more than 0 seconds"):
+            parse_duration("0s")
 
 
 def test_bad_duration_is_a_config_error() -> None:

@@ -46,12 +46,21 @@ LossFunction = Callable[..., torch.Tensor]
 
 LOSSES: Registry[LossFunction] = Registry("loss", "loss.name")
 
-#: Decorator registering a loss function under a name (`@register_loss("mine")`). The
-#: function takes `logits` (N x C x H x W, float32), `target` (N x H x W, int64) and the
-#: keywords `ignore_index` (pixels to give zero weight and zero gradient) and `weights`
-#: (C class weights or None), then its own parameters, which `loss.terms` entries set by
-#: name (`{name: mine, margin: 0.5, weight: 0.3}`); it returns a scalar.
-register_loss = LOSSES.register
+
+def register_loss(name: str | LossFunction | None = None, aliases: tuple[str, ...] = ()) -> Any:
+    """Decorator registering a loss function, so that configs can name it (`loss.name`,
+    `loss.terms`).
+
+    The function takes `logits` (N x C x H x W, float32) and `target` (N x H x W, int64),
+    the keywords `ignore_index` (pixels that must get zero weight and zero gradient) and
+    `weights` (C class weights or None), then its own parameters, which `loss.terms`
+    entries set by name (`{name: mine, margin: 0.5, weight: 0.3}`); it returns a scalar.
+
+    Raises:
+        RuntimeError: the name (or an alias) is taken.
+    """
+    return LOSSES.register(name, aliases=aliases)
+
 
 # Parameters SegmentationLoss passes itself; the rest are config keys.
 _BUILT_IN = ("logits", "target", "ignore_index", "weights")

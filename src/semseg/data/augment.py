@@ -130,13 +130,25 @@ Builder = Callable[..., v2.Transform]
 #: Each entry's info: `default_p`, the probability an entry without `p` is applied with.
 AUGMENTATIONS: Registry[Builder] = Registry("augmentation", "data.augment", default_p=1.0)
 
-#: Decorator registering a transform builder (`@register_augmentation("name",
-#: default_p=0.5)`). The builder takes `fill` (a dict: tv_tensors.Image -> 0,
-#: tv_tensors.Mask -> ignore_index, for pixels a geometric transform creates) and its own
-#: parameters as keywords, which configs set by name (`{name: mine, strength: 2}`), and
-#: returns a torchvision v2 transform applied jointly to the image and its
-#: tv_tensors.Mask. `p` is added by semseg (RandomApply).
-register_augmentation = AUGMENTATIONS.register
+
+def register_augmentation(name: str, default_p: float = 1.0) -> Callable[[Builder], Builder]:
+    """Decorator registering a transform builder, so that `data.augment` can name it.
+
+    Args:
+        name: the augmentation's name.
+        default_p: the probability it is applied with when the entry gives no `p`.
+
+    The builder takes `fill` (a dict: tv_tensors.Image -> 0, tv_tensors.Mask ->
+    ignore_index, for the pixels a geometric transform creates) and its own parameters
+    as keywords, which configs set by name (`{name: mine, strength: 2}`). It returns a
+    torchvision v2 transform, applied jointly to a uint8 tv_tensors.Image and its
+    tv_tensors.Mask; outputs must keep those types (`tv_tensors.wrap`), and masks may
+    only move with nearest-neighbour sampling.
+
+    Raises:
+        RuntimeError: the name is taken.
+    """
+    return AUGMENTATIONS.register(name, default_p=default_p)
 
 
 @register_augmentation("hflip", default_p=0.5)

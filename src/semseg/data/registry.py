@@ -17,12 +17,25 @@ FORMATS: Registry[SplitReader] = Registry(
     "dataset format", "data.format", default_splits=("train", "val")
 )
 
-#: Decorator registering a split reader `read(data: DataConfig, split: str)` under a name
-#: (`@register_format("mine", default_splits=("train", "val"))`). The reader returns a
-#: SegmentationDataset (e.g. a FileDataset of image/mask paths) with its ClassSet, and
-#: lists problems found while listing files in `dataset.problems` rather than raising,
-#: so that `semseg data check` can report them all.
-register_format = FORMATS.register
+
+def register_format(
+    name: str, default_splits: tuple[str, str] = ("train", "val")
+) -> Callable[[SplitReader], SplitReader]:
+    """Decorator registering a dataset format, so that configs can name it (`data.format`).
+
+    Args:
+        name: the format's name.
+        default_splits: the (train, val) split names used when the config names none.
+
+    The decorated function `read(data: DataConfig, split: str)` returns a
+    SegmentationDataset (a FileDataset of image/mask paths, or an InMemoryDataset) with
+    its ClassSet. Problems found while listing files go into `dataset.problems` rather
+    than being raised, so that `semseg data check` can report them all.
+
+    Raises:
+        RuntimeError: the name is taken.
+    """
+    return FORMATS.register(name, default_splits=tuple(default_splits))
 
 
 def train_split_name(data: DataConfig) -> str:

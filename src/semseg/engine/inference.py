@@ -1,9 +1,9 @@
 """Inference modes shared by eval, predict and validation: whole image, batched sliding
 window, and multi-scale + flip test-time augmentation.
 
-Scores come back at the input's size: logits for a single whole/slide pass, averaged
-softmax probabilities when several passes (scales, flip) are combined. Either way their
-argmax is the prediction.
+Scores come back at the input's size: the logits of a single whole/slide pass, or the
+mean log-probabilities of the passes when several (scales, flip) are combined. Either
+way their argmax is the prediction.
 """
 
 from __future__ import annotations

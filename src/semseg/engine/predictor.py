@@ -47,8 +47,21 @@ class Predictor:
     def predict(
         self, image: ImageInput, return_probs: bool = False
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Class index mask H x W (int64) for one image; with `return_probs`, also the
-        C x H x W softmax probabilities (float32)."""
+        """Predict one image with the checkpoint's preprocessing and inference settings.
+
+        Args:
+            image: a file path, a PIL image, or an H x W x 3 (or 4, or H x W gray) uint8
+                array in RGB order.
+            return_probs: also return the class probabilities.
+
+        Returns:
+            The H x W int64 class index mask, at the image's own size; with
+            `return_probs`, also the C x H x W float32 softmax probabilities (of the
+            averaged log-probabilities under test-time augmentation).
+
+        Raises:
+            SemsegError: an unreadable file, or an array of the wrong shape or type.
+        """
         pixels = to_image_tensor(image, gray=self.config.data.image_mode == "gray")
         dummy_mask = torch.zeros(pixels.shape[1:], dtype=torch.uint8)
         normalised, _ = self._preprocess(pixels, dummy_mask)
@@ -90,9 +103,21 @@ def load(
     device: str | torch.device | None = None,
     inference: InferenceSettings | None = None,
 ) -> Predictor:
-    """Load a semseg checkpoint (e.g. runs/NAME/best.pt) as a Predictor; `inference`
-    (e.g. InferenceSettings(mode="slide", crop=(512, 512), flip=True)) overrides the
-    checkpoint's eval settings."""
+    """Load a checkpoint for prediction: the file alone is enough.
+
+    Args:
+        path: a semseg checkpoint, e.g. runs/NAME/best.pt.
+        device: cpu, cuda, cuda:1, ...; default: CUDA when available, else the CPU.
+        inference: settings replacing the checkpoint's eval.* ones, e.g.
+            `InferenceSettings(mode="slide", crop=(512, 512), flip=True)`.
+
+    Returns:
+        A Predictor holding the model (class bias applied), its classes, the resolved
+        config (input normalisation included) and the inference settings.
+
+    Raises:
+        SemsegError: a missing, foreign or damaged checkpoint, or an unavailable device.
+    """
     payload = load_checkpoint(path)
     target = resolve_device(str(device)) if device is not None else resolve_device("auto")
     return Predictor(

@@ -13,11 +13,25 @@ ModelBuilder = Callable[..., nn.Module]
 
 MODELS: Registry[ModelBuilder] = Registry("model", "model.name")
 
-#: Decorator registering a model builder under its function name (or a given name). The
-#: builder takes `num_classes` and `in_channels`, then keyword options that configs set
-#: as `model.KEY` (encoder, pretrained, aux_head, ...), and returns a module whose
-#: forward maps N x in_channels x H x W images to N x num_classes x H x W logits.
-register_model = MODELS.register
+
+def register_model(name: str | ModelBuilder | None = None) -> Any:
+    """Decorator registering a model builder, so that configs can name it (`model.name`).
+
+    Used bare (`@register_model`, the function's name) or with a name
+    (`@register_model("mine")`). The builder takes `num_classes` and `in_channels`, then
+    keyword options that configs set as `model.KEY` (encoder, aux_head, ...); it returns
+    a module mapping N x in_channels x H x W images to N x num_classes x H x W logits.
+    Subclass `SegmentationModel` for padding to any size, an auxiliary head
+    (`forward_with_aux`) and `normalization`; a plain nn.Module works too.
+
+    Returns:
+        The decorator (or, used bare, the builder itself, unchanged).
+
+    Raises:
+        RuntimeError: the name is taken.
+    """
+    return MODELS.register(name)
+
 
 # Parameters semseg passes itself; every other builder parameter is a `model.*` key.
 _BUILT_IN = ("num_classes", "in_channels")
