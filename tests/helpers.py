@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +64,24 @@ def stored_mask(values: list[int], height: int = 12, width: int = 16) -> np.ndar
     for index, value in enumerate(values):
         mask[:, index * width // len(values) :] = value
     return mask
+
+
+def write_png_header(path: Path, width: int, height: int) -> None:
+    """A PNG that declares width x height RGB pixels in a few dozen bytes (a
+    decompression bomb's header: nothing past it needs to be valid)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )

@@ -130,13 +130,10 @@ class ClassSet:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise SemsegError(f"{source}: 'names' must be a list of strings")
         palette = data.get("palette") or ()
-        if not all(
-            isinstance(c, (list, tuple)) and len(c) == 3 and all(0 <= int(v) <= 255 for v in c)
-            for c in palette
-        ):
+        if not isinstance(palette, list) or not all(_is_colour(c) for c in palette):
             raise SemsegError(f"{source}: 'palette' must be a list of [r, g, b] with values 0..255")
         ignore = data.get("ignore_index", DEFAULT_IGNORE_INDEX)
-        if not isinstance(ignore, int):
+        if not isinstance(ignore, int) or isinstance(ignore, bool):
             raise SemsegError(f"{source}: 'ignore_index' must be an integer, got {ignore!r}")
         try:
             return cls(tuple(names), tuple(tuple(c) for c in palette), ignore)
@@ -151,7 +148,16 @@ class ClassSet:
                 f"{path}: classes file not found; write one with 'names: [background, ...]'"
             )
         try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise SemsegError(f"{path}: not valid YAML ({err.__class__.__name__})") from None
         return cls.from_dict(data, source=str(path))
+
+
+def _is_colour(value: Any) -> bool:
+    """[r, g, b] with whole numbers 0..255."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)
+    )

@@ -86,6 +86,24 @@ class DataConfig(_Section):
         "rgb", description="rgb: grayscale files are replicated; gray: one input channel"
     )
     cache: bool = Field(False, description="decode every sample once and keep it in RAM")
+    on_error: Literal["stop", "skip"] = Field(
+        "stop",
+        description="a training sample that cannot be read: stop (naming the file), or skip "
+        "it (replaced by another sample, listed in RUN/skipped.txt); validation never skips",
+    )
+    max_skipped: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="on_error=skip: the share of broken training samples "
+        "tolerated before the run stops anyway",
+    )
+    max_pixels: int = Field(
+        2**27,
+        ge=1,
+        description="images and masks with more pixels are refused before decoding "
+        "(decompression bombs); PIL itself refuses above about 179 M",
+    )
     # folder format
     classes: Path | None = Field(None, description="classes.yaml; default ROOT/classes.yaml")
     image_dir: str = "images"

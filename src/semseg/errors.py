@@ -10,13 +10,16 @@ class SemsegError(Exception):
 
 
 class DataProblem(SemsegError):
-    """A problem with one file or split of a dataset; `kind` groups them in `data check`."""
+    """A problem with one file or split of a dataset; `kind` groups them in `data check`.
+    A `warning` (e.g. a mask with no image, which nothing reads) is reported but stops
+    nothing."""
 
-    def __init__(self, path: object, kind: str, detail: str) -> None:
+    def __init__(self, path: object, kind: str, detail: str, warning: bool = False) -> None:
         super().__init__(f"{path}: {detail}")
         self.path = str(path)
         self.kind = kind
         self.detail = detail
+        self.warning = warning
 
     def __reduce__(self):  # crosses DataLoader worker processes intact
-        return (DataProblem, (self.path, self.kind, self.detail))
+        return (DataProblem, (self.path, self.kind, self.detail, self.warning))

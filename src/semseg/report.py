@@ -13,6 +13,7 @@ import numpy as np
 
 from semseg.classes import ClassSet
 from semseg.console import percent
+from semseg.files import write_text_atomic
 from semseg.viz import (
     save_confusion_figure,
     save_histogram,
@@ -131,5 +132,5 @@ it has no IoU and is left out of the means. {html.escape(metrics["averaging"])}.
 </body></html>
 """  # noqa: E501
     target = out_dir / "index.html"
-    target.write_text(page)
+    write_text_atomic(target, page)
     return target

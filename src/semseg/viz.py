@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from semseg.classes import IGNORE_COLOR, ClassSet  # noqa: E402
+from semseg.files import atomic_write
 
 
 def colorize(mask: np.ndarray, classes: ClassSet) -> np.ndarray:
@@ -114,8 +115,10 @@ def save_curves_figure(path: Path, history: Sequence[dict[str, Any]]) -> None:
 
 
 def _save(figure: plt.Figure, path: Path) -> None:
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
+    finally:
+        plt.close(figure)
 
 
 def save_preview_figure(

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from semseg.classes import ClassSet
-from semseg.data.io import read_image, read_mask
+from semseg.data.io import DEFAULT_MAX_PIXELS, read_image, read_mask
 from semseg.data.labels import LabelDecoder
 from semseg.errors import DataProblem
 
@@ -30,6 +30,8 @@ class SegmentationDataset(Dataset):
 
     #: Samples already decoded in RAM: worker processes would only add start-up cost.
     in_memory: bool = False
+    #: Files declaring more pixels are refused before decoding (data.max_pixels).
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __init__(self, classes: ClassSet) -> None:
         self.classes = classes
@@ -109,7 +111,7 @@ class FileDataset(SegmentationDataset):
         self.samples = list(samples)
         self.decoder = decoder
         self.gray = gray
-        self._cache: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._cache: list[tuple[torch.Tensor, torch.Tensor] | DataProblem] | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -128,9 +130,12 @@ class FileDataset(SegmentationDataset):
 
     def load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._cache is not None:
-            return self._cache[index]
+            cached = self._cache[index]
+            if isinstance(cached, DataProblem):
+                raise cached
+            return cached
         sample = self.samples[index]
-        image = read_image(sample.image, gray=self.gray)
+        image = read_image(sample.image, gray=self.gray, max_pixels=self.max_pixels)
         labels = self.read_labels(index)
         if labels.shape != tuple(image.shape[1:]):
             raise DataProblem(
@@ -144,10 +149,22 @@ class FileDataset(SegmentationDataset):
     def read_labels(self, index: int) -> np.ndarray:
         """The decoded H x W uint8 label mask of sample `index`."""
         path = self.samples[index].mask
-        mask, mode = read_mask(path)
+        mask, mode = read_mask(path, self.max_pixels)
         return self.decoder.decode(mask, mode, path)
 
-    def preload(self, progress: Callable[[Iterable[int]], Iterable[int]] = iter) -> None:
-        """Decode every sample now and keep it in RAM (the `data.cache` option)."""
-        self._cache = [self.load(index) for index in progress(range(len(self)))]
+    def preload(
+        self, progress: Callable[[Iterable[int]], Iterable[int]] = iter, keep_broken: bool = False
+    ) -> None:
+        """Decode every sample now and keep it in RAM (the `data.cache` option). A broken
+        sample stops here, or with `keep_broken` raises its problem when loaded (so that
+        data.on_error=skip can replace it)."""
+        self._cache = [self._load_or_problem(i, keep_broken) for i in progress(range(len(self)))]
         self.in_memory = True
+
+    def _load_or_problem(self, index: int, keep_broken: bool):
+        try:
+            return self.load(index)
+        except DataProblem as problem:
+            if not keep_broken:
+                raise
+            return problem

@@ -19,6 +19,7 @@ from semseg.data.base import SegmentationDataset
 from semseg.data.registry import read_split, train_split_name, val_split_name
 from semseg.data.stats import ClassStats, save_stats, stats_cache_path
 from semseg.errors import DataProblem
+from semseg.files import check_output_file
 
 MAX_LISTED_PROBLEMS = 200
 
@@ -37,13 +38,16 @@ def check_data(
     Raises:
         SemsegError: nothing to check (a wrong root, folder or split list).
     """
+    if stats_out is not None:
+        check_output_file(stats_out, "--stats")
     report = check_dataset(data, splits)
     _print_problems(report, data.root)
     counts = ", ".join(f"{split}: {count}" for split, count in report.sample_counts.items())
     console.print(f"samples per split: {counts}")
     _save_training_stats(report, data, stats_out)
     if report.clean:
-        console.print("[green]no problems found[/green]")
+        warned = " (see the warnings above)" if report.findings else ""
+        console.print(f"[green]no problems found[/green]{warned}")
     return report
 
 
@@ -70,6 +74,11 @@ class Finding:
     kind: str
     path: str
     detail: str
+    warning: bool = False
+
+    @classmethod
+    def of(cls, split: str, problem: DataProblem) -> Finding:
+        return cls(split, problem.kind, problem.path, problem.detail, problem.warning)
 
 
 @dataclass
@@ -81,7 +90,13 @@ class CheckReport:
 
     @property
     def clean(self) -> bool:
-        return not self.findings
+        """No problems (warnings allowed): `data check` exits 0."""
+        return not any(not finding.warning for finding in self.findings)
+
+    def add(self, finding: Finding) -> None:
+        """Record a finding once (a file shared by splits is reported by each)."""
+        if not any((f.kind, f.path) == (finding.kind, finding.path) for f in self.findings):
+            self.findings.append(finding)
 
 
 class _Checked(Dataset):
@@ -107,7 +122,8 @@ def check_dataset(data: DataConfig, splits: Sequence[str] | None = None) -> Chec
     for split in splits or (train_split_name(data), val_split_name(data)):
         # A wrong root, folder or split list stops here with one line: nothing to list.
         dataset = read_split(data, split, strict=False)
-        report.findings.extend(Finding(split, p.kind, p.path, p.detail) for p in dataset.problems)
+        for problem in dataset.problems:
+            report.add(Finding.of(split, problem))
         report.sample_counts[split] = len(dataset)
         report.fingerprints[split] = dataset.fingerprint()
         names_by_split[split] = {dataset.sample_name(i) for i in range(len(dataset))}
@@ -120,11 +136,12 @@ def check_dataset(data: DataConfig, splits: Sequence[str] | None = None) -> Chec
         )
         for result in track(loader, f"checking {split}"):
             if isinstance(result, DataProblem):
-                report.findings.append(Finding(split, result.kind, result.path, result.detail))
+                report.add(Finding.of(split, result))
             else:
                 stats.add(result)
         report.stats[split] = stats
-    report.findings.extend(_duplicates(names_by_split))
+    for finding in _duplicates(names_by_split):
+        report.add(finding)
     return report
 
 
@@ -146,14 +163,17 @@ def _duplicates(names_by_split: dict[str, set[str]]) -> list[Finding]:
 
 
 def _print_problems(report: CheckReport, root: Path | None) -> None:
-    if report.clean:
+    if not report.findings:
         return
-    title = f"{len(report.findings)} problem(s)" + (f", files under {root}" if root else "")
-    table = Table(title=title, title_justify="left")
+    warnings = sum(finding.warning for finding in report.findings)
+    title = f"{len(report.findings) - warnings} problem(s), {warnings} warning(s)"
+    table = Table(title=title + (f", files under {root}" if root else ""), title_justify="left")
     for column in ("split", "problem", "file", "detail"):
         table.add_column(column, overflow="fold")
-    for finding in report.findings[:MAX_LISTED_PROBLEMS]:
-        table.add_row(finding.split, finding.kind, _relative(finding.path, root), finding.detail)
+    # Problems first: they are what stops training.
+    for finding in sorted(report.findings, key=lambda f: f.warning)[:MAX_LISTED_PROBLEMS]:
+        kind = f"{finding.kind} (warning)" if finding.warning else finding.kind
+        table.add_row(finding.split, kind, _relative(finding.path, root), finding.detail)
     console.print(table)
     if len(report.findings) > MAX_LISTED_PROBLEMS:
         console.print(f"... and {len(report.findings) - MAX_LISTED_PROBLEMS} more")

@@ -167,6 +167,19 @@ class CocoDataset(FileDataset):
         self.category_to_label = category_to_label
 
     def read_labels(self, index: int) -> np.ndarray:
+        try:
+            return self._render(index)
+        except DataProblem:
+            raise
+        except Exception as err:  # malformed annotations fail in many ways, pycocotools' too
+            raise DataProblem(
+                self.samples[index].mask,
+                "bad annotation",
+                f"image {self.image_ids[index]}'s annotations cannot be rendered "
+                f"({type(err).__name__}: {str(err)[:80]}); fix the annotation file",
+            ) from None
+
+    def _render(self, index: int) -> np.ndarray:
         info = self.coco.imgs[self.image_ids[index]]
         labels = np.zeros((info["height"], info["width"]), dtype=np.uint8)
         crowd = np.zeros_like(labels, dtype=bool)
@@ -201,8 +214,10 @@ def _load_coco_api(annotation_file: Path) -> Any:
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
         try:
             return COCO(str(annotation_file))
-        except (ValueError, KeyError, TypeError) as err:
-            raise SemsegError(f"{annotation_file}: not a COCO instances file ({err})") from None
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+            raise SemsegError(
+                f"{annotation_file}: not a COCO instances file ({type(err).__name__}: {err})"
+            ) from None
 
 
 @register_format("coco", default_splits=("train2017", "val2017"))
@@ -210,6 +225,18 @@ def read_coco(data: DataConfig, split: str) -> CocoDataset:
     root = dataset_root(data)
     annotation_file = root / "annotations" / f"instances_{split}.json"
     coco = _load_coco_api(annotation_file)
+    try:
+        return _coco_dataset(data, root, split, annotation_file, coco)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise SemsegError(
+            f"{annotation_file}: malformed COCO instances file ({type(err).__name__}: {err}); "
+            "images need id, file_name, height, width; categories need id and name"
+        ) from None
+
+
+def _coco_dataset(
+    data: DataConfig, root: Path, split: str, annotation_file: Path, coco: Any
+) -> CocoDataset:
     categories = sorted(coco.cats.values(), key=lambda category: category["id"])
     classes = ClassSet(("background", *(category["name"] for category in categories)))
     category_to_label = {category["id"]: i + 1 for i, category in enumerate(categories)}

@@ -22,11 +22,13 @@ from semseg.console import track
 from semseg.data.base import FileDataset
 from semseg.data.registry import read_split, train_split_name, val_split_name
 from semseg.errors import SemsegError
+from semseg.files import check_output_folder
 
 
 def convert_to_folder(data: DataConfig, out: Path, splits: Sequence[str] | None = None) -> dict:
     """Write OUT/images, OUT/masks, OUT/classes.yaml and one OUT/SPLIT.txt per split (the
     training split as train.txt, the validation split as val.txt)."""
+    check_output_folder(out, "--out")
     if out.exists() and any(out.iterdir()):
         raise SemsegError(f"{out}: output folder exists and is not empty; choose a new --out")
     train, val = train_split_name(data), val_split_name(data)
@@ -38,6 +40,11 @@ def convert_to_folder(data: DataConfig, out: Path, splits: Sequence[str] | None 
         if out.exists():
             out.rmdir()
         staging.rename(out)
+    except OSError as error:  # e.g. a full disk: nothing half-written stays behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SemsegError(
+            f"{out}: could not write the dataset ({error}); nothing was kept"
+        ) from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

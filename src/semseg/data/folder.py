@@ -31,12 +31,13 @@ from semseg.data.labels import LabelDecoder
 from semseg.data.listing import (
     dataset_root,
     files_by_stem,
+    masks_without_images,
     read_name_list,
     require_dir,
     samples_from_names,
 )
 from semseg.data.registry import register_format, train_split_name, val_split_name
-from semseg.errors import SemsegError
+from semseg.errors import DataProblem, SemsegError
 
 
 @register_format("folder")
@@ -45,20 +46,55 @@ def read_folder(data: DataConfig, split: str) -> FileDataset:
     classes_file = data.classes or root / "classes.yaml"
     classes = ClassSet.from_yaml(classes_file)
     hint = "the folder format expects images/ and masks/ (or set data.image_dir, data.mask_dir)"
-    images = files_by_stem(require_dir(root / data.image_dir, hint), IMAGE_EXTENSIONS)
+    image_dir = require_dir(root / data.image_dir, hint)
     mask_dir = require_dir(root / data.mask_dir, hint)
-    masks = files_by_stem(mask_dir, MASK_EXTENSIONS)
+    images, problems = files_by_stem(image_dir, IMAGE_EXTENSIONS)
+    masks, mask_problems = files_by_stem(mask_dir, MASK_EXTENSIONS)
     names = _split_names(root, data, split, sorted(images))
 
     def mask_for(name: str) -> Path:
         stem = name + data.mask_suffix
         return masks.get(stem, mask_dir / f"{stem}.png")
 
-    samples, problems = samples_from_names(
+    samples, missing = samples_from_names(
         names, images.get, mask_for, "add it, or set data.mask_dir / data.mask_suffix"
     )
+    problems += mask_problems + missing
+    problems += masks_without_images(masks, images, image_dir, data.mask_suffix)
+    problems += _unlisted_images_without_masks(root, data, images, masks)
     decoder = folder_decoder(data, classes, _declares_ignore(classes_file))
     return FileDataset(samples, classes, decoder, data.image_mode == "gray", problems)
+
+
+def _unlisted_images_without_masks(
+    root: Path, data: DataConfig, images: dict[str, Path], masks: dict[str, Path]
+) -> list[DataProblem]:
+    """With split lists, warnings for images that no list names and that have no mask:
+    nothing reads them, which usually means a forgotten mask or list entry."""
+    lists = [split_list_path(root, split) for split in _known_splits(root, data)]
+    lists = [path for path in lists if path.is_file()]
+    if not lists:
+        return []
+    listed = {name for path in lists for name in read_name_list(path)}
+    return [
+        DataProblem(
+            path,
+            "image without mask",
+            f"no split list names {stem!r} and it has no mask: it is not used; add its mask "
+            "and list it, or remove it",
+            warning=True,
+        )
+        for stem, path in images.items()
+        if stem not in listed and stem + data.mask_suffix not in masks
+    ]
+
+
+def _known_splits(root: Path, data: DataConfig) -> set[str]:
+    """The config's train and val splits, test, and any list in ROOT/splits/."""
+    found = {train_split_name(data), val_split_name(data), "test"}
+    if (root / "splits").is_dir():
+        found |= {path.stem for path in (root / "splits").glob("*.txt")}
+    return found
 
 
 def folder_decoder(data: DataConfig, classes: ClassSet, declares_ignore: bool) -> LabelDecoder:

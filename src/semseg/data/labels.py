@@ -53,6 +53,10 @@ class LabelDecoder:
                     " save it as an 8-bit grayscale or palette PNG, or set "
                     "data.mask_encoding=rgb for colour masks",
                 )
+            if mask.ndim != 2:
+                raise DataProblem(
+                    path, "wrong mask mode", f"mask has shape {mask.shape}, not H x W"
+                )
             labels = mask.astype(np.int64)
             if self._lut is not None:
                 labels = self._lut[labels.clip(0, _LUT_SIZE - 1)]
@@ -66,6 +70,10 @@ class LabelDecoder:
                 "wrong mask mode",
                 f"mask is {mode} but data.mask_encoding=rgb expects "
                 "colour masks; set data.mask_encoding=index for index masks",
+            )
+        if mask.ndim != 3 or mask.shape[2] not in (3, 4):
+            raise DataProblem(
+                path, "wrong mask mode", f"mask has shape {mask.shape}, not H x W x 3"
             )
         rgb = mask[..., :3].astype(np.int64)
         codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]

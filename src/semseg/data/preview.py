@@ -9,15 +9,14 @@ import torch
 from semseg.config import DataConfig
 from semseg.console import console
 from semseg.data import train_dataset
-from semseg.errors import SemsegError
+from semseg.files import check_output_file
 from semseg.viz import save_preview_figure
 
 
 def preview_data(data: DataConfig, out: Path, count: int, seed: int) -> Path:
     """Write a grid of `count` augmented training samples beside their masks: what the
     model will see (`seed` picks the samples and augmentations)."""
-    if not out.parent.exists():
-        raise SemsegError(f"{out.parent}: folder not found; create it or choose another --out")
+    check_output_file(out, "--out")
     dataset = train_dataset(data)
     torch.manual_seed(seed)
     mean, std = (torch.tensor(values).view(-1, 1, 1) for values in data.normalization())

@@ -51,16 +51,14 @@ def read_split(data: DataConfig, split: str, strict: bool = True) -> Segmentatio
     while listing files; `data check` passes False to collect them all."""
     _check_folder_only_keys(data)
     dataset = FORMATS.get(data.format).function(data, split)
-    if len(dataset) == 0 and not dataset.problems:
-        dataset.problems.append(
-            DataProblem(data.root, "empty split", f"split {split!r} has no samples")
-        )
-    if strict and dataset.problems:
-        first = dataset.problems[0]
-        more = (
-            f" (and {len(dataset.problems) - 1} more problems)" if len(dataset.problems) > 1 else ""
-        )
-        raise SemsegError(f"{first}{more}; run 'semseg data check' for the full list")
+    dataset.max_pixels = data.max_pixels
+    errors = [problem for problem in dataset.problems if not problem.warning]
+    if len(dataset) == 0 and not errors:
+        errors.append(DataProblem(data.root, "empty split", f"split {split!r} has no samples"))
+        dataset.problems.append(errors[0])
+    if strict and errors:
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+        raise SemsegError(f"{errors[0]}{more}; run 'semseg data check' for the full list")
     return dataset
 
 

@@ -20,12 +20,16 @@ from torch.utils.data import WeightedRandomSampler
 
 from semseg.data.base import SegmentationDataset
 from semseg.data.stats import stats_cache_path
+from semseg.errors import DataProblem
 
 
 def image_class_pixels(
-    dataset: SegmentationDataset, progress: Callable[[Iterable[int]], Iterable[int]] = iter
+    dataset: SegmentationDataset,
+    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+    skip_broken: bool = False,
 ) -> np.ndarray:
-    """N x C labelled pixels of each class in each image (cached by dataset fingerprint)."""
+    """N x C labelled pixels of each class in each image (cached by dataset fingerprint);
+    with `skip_broken`, an unreadable sample's row stays 0."""
     path = stats_cache_path(dataset.fingerprint()).with_suffix(".images.npy")
     count = dataset.classes.num_classes
     if path.is_file():
@@ -34,7 +38,12 @@ def image_class_pixels(
             return cached
     table = np.zeros((len(dataset), count), dtype=np.int64)
     for index in progress(range(len(dataset))):
-        labels = dataset.load(index)[1].reshape(-1).long()
+        try:
+            labels = dataset.load(index)[1].reshape(-1).long()
+        except DataProblem:
+            if not skip_broken:
+                raise
+            continue
         table[index] = torch.bincount(labels[labels < count], minlength=count).numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, table)
@@ -55,8 +64,9 @@ def rare_class_sampler(
     power: float,
     generator: torch.Generator,
     progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+    skip_broken: bool = False,
 ) -> WeightedRandomSampler:
-    weights = rare_class_weights(image_class_pixels(dataset, progress), power)
+    weights = rare_class_weights(image_class_pixels(dataset, progress, skip_broken), power)
     return WeightedRandomSampler(
         torch.from_numpy(weights), num_samples=len(dataset), replacement=True, generator=generator
     )

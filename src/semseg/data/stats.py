@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from semseg.data.base import SegmentationDataset
-from semseg.errors import SemsegError
+from semseg.errors import DataProblem, SemsegError
+from semseg.files import write_json
 
 
 @dataclass
@@ -106,11 +107,19 @@ class ClassStats:
 
 
 def collect_stats(
-    dataset: SegmentationDataset, progress: Callable[[Iterable[int]], Iterable[int]] = iter
+    dataset: SegmentationDataset,
+    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+    skip_broken: bool = False,
 ) -> ClassStats:
+    """Count every sample's labels; with `skip_broken` (data.on_error=skip) a sample that
+    cannot be read counts for nothing instead of stopping."""
     stats = ClassStats(list(dataset.classes.names))
     for index in progress(range(len(dataset))):
-        stats.add(dataset.load(index)[1])
+        try:
+            stats.add(dataset.load(index)[1])
+        except DataProblem:
+            if not skip_broken:
+                raise
     return stats
 
 
@@ -121,10 +130,7 @@ def stats_cache_path(fingerprint: str) -> Path:
 
 
 def save_stats(path: Path, stats: ClassStats, extra: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(extra | stats.to_dict(), indent=2) + "\n")
-    os.replace(temporary, path)
+    write_json(path, extra | stats.to_dict())
 
 
 def load_stats(path: Path) -> ClassStats:
@@ -135,7 +141,9 @@ def load_stats(path: Path) -> ClassStats:
 
 
 def dataset_stats(
-    dataset: SegmentationDataset, progress: Callable[[Iterable[int]], Iterable[int]] = iter
+    dataset: SegmentationDataset,
+    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+    skip_broken: bool = False,
 ) -> ClassStats:
     """Class statistics of this exact dataset: from the cache (written by `semseg data
     check` or an earlier run), else counted now and cached."""
@@ -143,7 +151,7 @@ def dataset_stats(
     if path.is_file():
         stats = load_stats(path)
     else:
-        stats = collect_stats(dataset, progress)
+        stats = collect_stats(dataset, progress, skip_broken)
         save_stats(path, stats, {"fingerprint": dataset.fingerprint()})
     if stats.class_names != list(dataset.classes.names):
         raise SemsegError(f"{path}: statistics are for other classes; delete the file")
@@ -154,6 +162,7 @@ def auto_class_weights(
     dataset: SegmentationDataset,
     rule: str,
     progress: Callable[[Iterable[int]], Iterable[int]] = iter,
+    skip_broken: bool = False,
 ) -> list[float]:
     """Weights for `loss.class_weights=auto`, from the dataset's statistics."""
-    return dataset_stats(dataset, progress).weights(rule)
+    return dataset_stats(dataset, progress, skip_broken).weights(rule)

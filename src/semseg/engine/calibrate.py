@@ -32,10 +32,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from semseg.console import console, progress_bar, track
 from semseg.data import train_dataset
+from semseg.data.loading import SegmentationLoader
 from semseg.data.stats import dataset_stats
 from semseg.engine.checkpoint import (
     checkpoint_classes,
@@ -44,6 +44,7 @@ from semseg.engine.checkpoint import (
 )
 from semseg.engine.checkpoint_eval import checkpoint_on_split
 from semseg.engine.inference import InferenceSettings, predict_logits
+from semseg.files import check_output_file
 from semseg.metrics import ConfusionMatrix
 
 
@@ -69,8 +70,10 @@ def calibrate(
     Raises:
         SemsegError: see `semseg.evaluate`.
     """
+    checkpoint = Path(checkpoint)
+    default = checkpoint.with_name(f"{checkpoint.stem}_calibrated.pt")
+    out = check_output_file(out or default, "--out")
     setup = checkpoint_on_split(checkpoint, split, overrides, config_file)
-    out = Path(out) if out else setup.path.with_name(f"{setup.path.stem}_calibrated.pt")
     # The prior the network learnt: the training split's (counted once, then cached).
     training = dataset_stats(
         train_dataset(setup.config.data), lambda x: track(x, "class statistics")
@@ -94,7 +97,7 @@ def calibrate_checkpoint(
     payload: dict[str, Any],
     checkpoint: Path,
     out: Path,
-    loader: DataLoader,
+    loader: SegmentationLoader,
     split: str,
     class_pixels: list[int],
     device: torch.device,
@@ -122,7 +125,7 @@ MAX_SCORES = 30_000_000
 
 def sample_scores(
     model: nn.Module,
-    loader: DataLoader,
+    loader: SegmentationLoader,
     num_classes: int,
     ignore_index: int,
     device: torch.device,
@@ -154,9 +157,9 @@ def sample_scores(
     return torch.cat(scores), torch.cat(labels)
 
 
-def _pixels_per_image(loader: DataLoader) -> int:
+def _pixels_per_image(loader: SegmentationLoader) -> int:
     """Pixels of the first sample's label: the sampling rate's yardstick."""
-    _, mask = loader.dataset[0]
+    _, mask = loader.samples[0]
     return mask.numel()
 
 

@@ -6,8 +6,6 @@ preprocessing (the resolved config), so eval and predict need nothing else.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from torch import nn
 from semseg.classes import ClassSet
 from semseg.config import Config, validate_config
 from semseg.errors import SemsegError
+from semseg.files import atomic_write
 from semseg.models import build_model
 from semseg.plugins import import_plugins
 
@@ -39,20 +38,12 @@ def model_record(config: Config, num_classes: int, in_channels: int = 3) -> dict
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`: a crash
-    leaves either the old file or the new one, never a torn one."""
+    """Write atomically (semseg.files.atomic_write): a crash or a full disk leaves the
+    previous file intact, and the error says so."""
     path = Path(path)
     payload = {_FORMAT_KEY: CHECKPOINT_FORMAT, **payload}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    kept = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
+    atomic_write(path, lambda file: torch.save(payload, file), after=kept)
 
 
 def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:

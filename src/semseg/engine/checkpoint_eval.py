@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from semseg.classes import ClassSet
 from semseg.config import Config, load_config
 from semseg.console import class_table, console, summary_line
 from semseg.data import SegmentationDataset, eval_dataset, make_loader
+from semseg.data.loading import SegmentationLoader
 from semseg.data.registry import val_split_name
 from semseg.engine.checkpoint import checkpoint_classes, load_checkpoint, model_from_checkpoint
 from semseg.engine.evaluate import EvalResult, evaluate_model, sample_predictions
@@ -21,6 +21,7 @@ from semseg.engine.inference import InferenceSettings
 from semseg.engine.rundir import write_json
 from semseg.engine.runtime import resolve_device
 from semseg.errors import SemsegError
+from semseg.files import check_output_file, check_output_folder
 from semseg.metrics import NAN_RULE, distribution
 from semseg.report import write_report
 
@@ -34,7 +35,7 @@ class CheckpointOnSplit:
     config: Config
     classes: ClassSet
     dataset: SegmentationDataset
-    loader: DataLoader
+    loader: SegmentationLoader
     split: str
     device: torch.device
     settings: InferenceSettings
@@ -105,6 +106,9 @@ def evaluate(
     Raises:
         SemsegError: see `checkpoint_on_split`.
     """
+    out = check_output_file(out or Path(checkpoint).with_name("eval.json"), "--out")
+    if report is not None:
+        report = check_output_folder(report, "--report")
     setup = checkpoint_on_split(checkpoint, split, overrides, config_file)
     model = model_from_checkpoint(setup.payload, setup.path).to(setup.device)
     config, classes = setup.config, setup.classes
@@ -126,11 +130,10 @@ def evaluate(
     console.print(summary_line(metrics))
     _warn_if_fitted_on(setup)
     summary = _summary(setup, metrics)
-    out = Path(out) if out else setup.path.with_name("eval.json")
     write_json(out, summary)
     console.print(f"wrote {out}")
     if report is not None:
-        page = _write_report(Path(report), setup, model, result, metrics, title, worst)
+        page = _write_report(report, setup, model, result, metrics, title, worst)
         console.print(f"report: {page}")
     return summary
 

@@ -14,6 +14,7 @@ from semseg.data.io import IMAGE_EXTENSIONS
 from semseg.engine.inference import InferenceSettings
 from semseg.engine.predictor import load, to_image_tensor
 from semseg.errors import SemsegError
+from semseg.files import atomic_write, check_output_folder
 from semseg.viz import overlay
 
 
@@ -43,6 +44,7 @@ def predict_folder(
         SemsegError: a missing input, a folder without images, an unreadable image, or
             more classes than a palette PNG holds (256).
     """
+    out_dir = check_output_folder(out_dir, "--out")
     predictor = load(checkpoint, device=device)
     if eval_overrides:
         settings = predictor.config.eval.model_copy(update=eval_overrides)
@@ -51,26 +53,29 @@ def predict_folder(
     classes = predictor.classes
     if classes.num_classes > 256:
         raise SemsegError(f"{checkpoint}: {classes.num_classes} classes do not fit a PNG")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     flat_palette = np.asarray(classes.color_table(), dtype=np.uint8).reshape(-1).tolist()
     written = []
     with progress_bar() as progress:
         task = progress.add_task("predict", total=len(files), info="")
         for path in files:
-            image = to_image_tensor(path).permute(1, 2, 0).numpy()  # RGB, EXIF applied
+            pixels = to_image_tensor(path, max_pixels=predictor.config.data.max_pixels)
+            image = pixels.permute(1, 2, 0).numpy()  # RGB, EXIF applied
             mask = predictor.predict(image)
             index_png = Image.fromarray(mask.astype(np.uint8), mode="P")
             index_png.putpalette(flat_palette)
             target = out_dir / f"{path.stem}.png"
-            index_png.save(target)
+            _save_png(index_png, target)
             written.append(target)
             if overlays:
-                blended = overlay(image, mask, classes)
-                Image.fromarray(blended).save(out_dir / f"{path.stem}_overlay.png")
+                blended = Image.fromarray(overlay(image, mask, classes))
+                _save_png(blended, out_dir / f"{path.stem}_overlay.png")
             progress.advance(task)
     console.print(f"wrote {len(written)} mask(s) to {out_dir}")
     return written
+
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    atomic_write(path, lambda file: image.save(file, format="PNG"))
 
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:

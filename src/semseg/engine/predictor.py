@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 
 from semseg.classes import ClassSet
 from semseg.config import Config
-from semseg.data.io import read_image
+from semseg.data.io import DEFAULT_MAX_PIXELS, read_image
 from semseg.data.transforms import eval_preset
 from semseg.engine.checkpoint import (
     checkpoint_classes,
@@ -62,7 +62,8 @@ class Predictor:
         Raises:
             SemsegError: an unreadable file, or an array of the wrong shape or type.
         """
-        pixels = to_image_tensor(image, gray=self.config.data.image_mode == "gray")
+        data = self.config.data
+        pixels = to_image_tensor(image, data.image_mode == "gray", data.max_pixels)
         dummy_mask = torch.zeros(pixels.shape[1:], dtype=torch.uint8)
         normalised, _ = self._preprocess(pixels, dummy_mask)
         batch = normalised.unsqueeze(0).to(self.device)
@@ -73,12 +74,15 @@ class Predictor:
         return mask
 
 
-def to_image_tensor(image: ImageInput, gray: bool = False) -> torch.Tensor:
+def to_image_tensor(
+    image: ImageInput, gray: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> torch.Tensor:
     """A path, PIL image or H x W (x 3|4) uint8 array -> uint8 3 x H x W (RGB), or
-    1 x H x W with `gray`."""
+    1 x H x W with `gray`; more than `max_pixels` pixels are refused."""
     if isinstance(image, (str, Path)):
-        return read_image(Path(image), gray=gray)
+        return read_image(Path(image), gray=gray, max_pixels=max_pixels)
     if isinstance(image, Image.Image):
+        _check_pixels(image.width, image.height, max_pixels)
         image = np.array(ImageOps.exif_transpose(image).convert("RGB"))
     if not isinstance(image, np.ndarray):
         raise SemsegError(
@@ -91,11 +95,20 @@ def to_image_tensor(image: ImageInput, gray: bool = False) -> torch.Tensor:
         raise SemsegError(f"image array has shape {image.shape}; expected H x W x 3 (RGB)")
     if image.dtype != np.uint8:
         raise SemsegError(f"image array is {image.dtype}; expected uint8 values 0..255")
+    _check_pixels(image.shape[1], image.shape[0], max_pixels)
     rgb = torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1)
     if gray:  # ITU-R 601 luma, as PIL's convert("L")
         weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
         return (rgb.float() * weights).sum(0, keepdim=True).round().to(torch.uint8)
     return rgb
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise SemsegError(
+            f"image is {width}x{height} = {width * height:,} pixels, over data.max_pixels "
+            f"({max_pixels:,}); downscale it, or raise data.max_pixels"
+        )
 
 
 def load(

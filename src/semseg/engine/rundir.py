@@ -1,9 +1,10 @@
-"""The run directory: naming, resolved config, environment record, metric log."""
+"""The run directory: naming, resolved config, environment record, metric log.
+
+`write_json` and `write_text_atomic` (semseg.files) are re-exported for the engine."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import subprocess
@@ -17,6 +18,7 @@ import torchvision
 from semseg._version import __version__
 from semseg.config import Config
 from semseg.errors import SemsegError
+from semseg.files import json_safe, write_text_atomic
 
 
 def create_run_dir(config: Config) -> Path:
@@ -41,27 +43,6 @@ def create_run_dir(config: Config) -> Path:
     except OSError as err:
         raise SemsegError(f"{run_dir}: cannot create run folder ({err.strerror})") from None
     return run_dir
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def json_safe(value: Any) -> Any:
-    """NaN becomes null: JSON has no NaN, and null reads as 'undefined' (see metrics)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    return value
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(json_safe(data), indent=2) + "\n")
 
 
 def write_metrics_log(path: Path, history: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from semseg.data.labels import LabelDecoder
 from semseg.data.listing import files_by_stem
 from semseg.engine.rundir import write_json
 from semseg.errors import SemsegError
+from semseg.files import check_output_file
 from semseg.metrics import NAN_RULE, ConfusionMatrix, distribution, per_image_miou
 
 
@@ -46,6 +47,8 @@ def score(
             another size, or values outside the classes.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    if out is not None:
+        out = check_output_file(out, "--out")
     classes = ClassSet.from_yaml(Path(classes_file))
     truths, preds = _paired_masks(pred_dir, gt_dir)
     confusion, boundary, image_miou = _accumulate(truths, preds, classes, pred_rgb, tolerance)
@@ -65,7 +68,7 @@ def score(
         "nan_rule": NAN_RULE,
     }
     if out is not None:
-        write_json(Path(out), summary)
+        write_json(out, summary)
         console.print(f"wrote {out}")
     return summary
 
@@ -74,8 +77,10 @@ def _paired_masks(pred_dir: Path, gt_dir: Path) -> tuple[dict[str, Path], dict[s
     for folder in (pred_dir, gt_dir):
         if not folder.is_dir():
             raise SemsegError(f"{folder}: folder not found; pass folders of mask PNGs")
-    truths = files_by_stem(gt_dir, MASK_EXTENSIONS)
-    preds = files_by_stem(pred_dir, MASK_EXTENSIONS)
+    truths, truth_problems = files_by_stem(gt_dir, MASK_EXTENSIONS)
+    preds, pred_problems = files_by_stem(pred_dir, MASK_EXTENSIONS)
+    if truth_problems or pred_problems:
+        raise (truth_problems + pred_problems)[0]
     if not truths:
         raise SemsegError(f"{gt_dir}: no ground-truth masks ({', '.join(MASK_EXTENSIONS)})")
     missing = sorted(set(truths) - set(preds))

@@ -9,12 +9,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from semseg.classes import ClassSet
 from semseg.config import IMAGENET_MEAN, IMAGENET_STD, Config, parse_duration
 from semseg.console import console, track
-from semseg.data import input_channels, make_loader, open_split
+from semseg.data import SegmentationLoader, input_channels, make_loader, open_split
 from semseg.data.base import SegmentationDataset
 from semseg.data.registry import train_split_name, val_split_name
 from semseg.data.stats import auto_class_weights
@@ -43,8 +42,8 @@ class TrainingRun:
     in_channels: int
     train_set: SegmentationDataset
     val_set: SegmentationDataset
-    train_loader: DataLoader
-    val_loader: DataLoader
+    train_loader: SegmentationLoader
+    val_loader: SegmentationLoader
     # Reseeded every epoch; the training loader's shuffling and worker seeds come from it.
     generator: torch.Generator
     step: TrainingStep
@@ -70,7 +69,8 @@ def build_run(config: Config, resumed: dict[str, Any] | None = None) -> Training
     and the weights come from it later rather than from `model.weights`."""
     device = resolve_device(config.train.device)
     seed_everything(config.train.seed)
-    train_set = open_split(config.data, train_split_name(config.data))
+    skip_broken = config.data.on_error == "skip"
+    train_set = open_split(config.data, train_split_name(config.data), keep_broken=skip_broken)
     val_set = open_split(config.data, val_split_name(config.data))
     classes, in_channels = train_set.classes, input_channels(config.data)
     model = _network(config, classes, in_channels, device, resumed is None)
@@ -78,7 +78,9 @@ def build_run(config: Config, resumed: dict[str, Any] | None = None) -> Training
     train_set.transform = train_preset(config.data, classes.ignore_index)
     val_set.transform = eval_preset(config.data)
     generator = torch.Generator()
-    train_loader = make_loader(train_set, config.data, config.data.batch_size, True, generator)
+    train_loader = make_loader(
+        train_set, config.data, config.data.batch_size, True, generator, config.train.seed
+    )
     budget = _budget(config, resumed)
     return TrainingRun(
         config=config,
@@ -169,7 +171,10 @@ def _auto_class_weights(config: Config, train_set: SegmentationDataset) -> list[
     if config.loss.class_weights != "auto":
         return None
     weights = auto_class_weights(
-        train_set, config.loss.class_weighting, lambda items: track(items, "class statistics")
+        train_set,
+        config.loss.class_weighting,
+        lambda items: track(items, "class statistics"),
+        skip_broken=config.data.on_error == "skip",
     )
     shown = ", ".join(
         f"{name} {w:.3f}" for name, w in zip(train_set.classes.names, weights, strict=True)

@@ -4,6 +4,8 @@ bias (optional) and write the summary, figures and per-class table."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from semseg.engine.checkpoint import load_checkpoint, model_from_checkpoint, sav
 from semseg.engine.epoch import train_one_epoch
 from semseg.engine.evaluate import evaluate_model, sample_predictions
 from semseg.engine.rundir import (
+    check_output_folder,
     create_run_dir,
     environment_record,
     write_json,
@@ -65,12 +68,27 @@ def train(config: Config, resume: Path | str | None = None) -> TrainResult:
 
 def _train(config: Config, resume: Path | None) -> TrainResult:
     resumed = _resume_payload(resume) if resume else None
+    check_output_folder(config.train.output_dir, "train.output_dir")
     run = build_run(config, resumed)  # everything checked; nothing written yet
     state = restore(run, resumed) if resumed else TrainState()
     run_dir = _open_run_dir(run, state, resume)
+    try:
+        _run_epochs(run, state, run_dir)
+        class_bias = _fit_class_bias(run, run_dir) if config.train.fit_class_bias else None
+        _finish(run, state, run_dir, class_bias)
+    except BaseException as error:
+        _mark_stopped(run, state, run_dir, error)
+        raise
+    return TrainResult(run_dir, state.best_epoch, state.best_metrics)
+
+
+def _run_epochs(run: TrainingRun, state: TrainState, run_dir: Path) -> None:
+    """Train, validate when due and save, epoch after epoch, until the last epoch or the
+    end of the time budget."""
+    config = run.config
     board = TensorBoardLog(run_dir / "tensorboard") if config.train.tensorboard else None
     for epoch in range(state.epoch, config.train.epochs):
-        record = _train_epoch(run, epoch, run_dir)
+        record = _train_epoch(run, state, epoch, run_dir)
         final = epoch + 1 == config.train.epochs or bool(run.budget and run.budget.exhausted())
         if (epoch + 1) % config.train.val_every == 0 or final:
             record |= _validate(run, state, epoch, run_dir)
@@ -80,10 +98,7 @@ def _train(config: Config, resume: Path | None) -> TrainResult:
                 console.print(
                     f"time budget of {config.train.time_budget} spent after {epoch + 1} epochs"
                 )
-            break
-    class_bias = _fit_class_bias(run, run_dir) if config.train.fit_class_bias else None
-    _finish(run, state, run_dir, class_bias)
-    return TrainResult(run_dir, state.best_epoch, state.best_metrics)
+            return
 
 
 def _resume_payload(resume: Path) -> dict[str, Any]:
@@ -98,7 +113,7 @@ def _open_run_dir(run: TrainingRun, state: TrainState, resume: Path | None) -> P
     the environment record and the metric log so far."""
     if resume is not None:
         run_dir = resume.parent
-        console.print(f"resuming {run_dir} after epoch {state.epoch}")
+        console.print(f"resuming {run_dir} after epoch {state.epoch}{_how_it_stopped(run_dir)}")
     else:
         run_dir = create_run_dir(run.config)
         console.print(f"run folder: {run_dir}")
@@ -108,21 +123,27 @@ def _open_run_dir(run: TrainingRun, state: TrainState, resume: Path | None) -> P
     return run_dir
 
 
-def _train_epoch(run: TrainingRun, epoch: int, run_dir: Path) -> dict[str, Any]:
+def _train_epoch(run: TrainingRun, state: TrainState, epoch: int, run_dir: Path) -> dict[str, Any]:
     """One epoch from its own seed (so a resumed run draws what an uninterrupted one
-    would); the epoch's record so far."""
+    would); the epoch's record so far, with the samples skipped as broken."""
     seed = epoch_seed(run.config.train.seed, epoch)
     seed_everything(seed)
     run.generator.manual_seed(seed)
+    run.train_loader.dataset.epoch = epoch  # replacements of broken samples draw from it
     record = {"epoch": epoch + 1, "lr": run.step.schedule.lr}
     last_good = f"{run_dir / 'last.pt'} (epoch {epoch})" if epoch else "no checkpoint yet"
-    return record | train_one_epoch(
+    record |= train_one_epoch(
         run.step,
         run.train_loader,
         f"epoch {epoch + 1}/{run.config.train.epochs}",
         last_good,
         stop=run.budget.exhausted if run.budget else None,
     )
+    if run.config.data.on_error == "skip":
+        skipped = run.train_loader.take_skipped()
+        state.skipped |= {item.path: f"{item.kind}: {item.detail}" for item in skipped}
+        record["skipped"] = len({item.path for item in skipped})  # broken files met
+    return record
 
 
 def _validate(run: TrainingRun, state: TrainState, epoch: int, run_dir: Path) -> dict[str, Any]:
@@ -164,6 +185,9 @@ def _end_epoch(
     state.history.append(record)
     _print_epoch(record)
     write_metrics_log(run_dir / "metrics.jsonl", state.history)
+    if state.skipped:
+        lines = "".join(f"{path}\t{why}\n" for path, why in state.skipped.items())
+        write_text_atomic(run_dir / "skipped.txt", lines)
     if board is not None:
         board.write(record)
     save_checkpoint(run_dir / "last.pt", training_checkpoint(run, state))
@@ -173,7 +197,11 @@ def _fit_class_bias(run: TrainingRun, run_dir: Path) -> ClassBiasFit:
     """train.fit_class_bias: fit best.pt's class bias on the validation split, with the
     eval.* test-time augmentation, and write it into best.pt."""
     best_path = run_dir / "best.pt"
-    training_stats = dataset_stats(run.train_set, lambda items: track(items, "class statistics"))
+    training_stats = dataset_stats(
+        run.train_set,
+        lambda items: track(items, "class statistics"),
+        skip_broken=run.config.data.on_error == "skip",
+    )
     fit = calibrate_checkpoint(
         load_checkpoint(best_path),
         best_path,
@@ -197,6 +225,8 @@ def _print_epoch(record: dict[str, Any]) -> None:
         line += f"  val loss {record['val_loss']:.4f}"
     if "val_miou" in record:
         line += f"  val mIoU {100 * record['val_miou']:.2f}"
+    if record.get("skipped"):
+        line += f"  skipped {record['skipped']} broken sample(s), see skipped.txt"
     console.print(line)
 
 
@@ -212,14 +242,7 @@ def _finish(
     rows = sample_predictions(model, run.val_set, indices, run.inference, run.device)
     sample_names = [run.val_set.sample_name(index) for index in indices]
     save_samples_figure(run_dir / "samples.png", rows, run.classes, sample_names)
-    summary = {
-        "best_epoch": state.best_epoch,
-        "epochs": state.epoch,
-        "best": state.best_metrics,
-        "class_names": list(names),
-        "nan_rule": NAN_RULE,
-        "train_time_s": sum(record["epoch_time_s"] for record in state.history),
-    }
+    summary = _summary(run, state, "completed")
     if class_bias is not None:
         summary["class_bias"] = class_bias.record(names)
     write_json(run_dir / "summary.json", summary)
@@ -227,3 +250,41 @@ def _finish(
     console.print(class_table(state.best_metrics, names, title))
     console.print(summary_line(state.best_metrics))
     console.print(f"run folder: {run_dir}  (best.pt, last.pt, curves.png, samples.png)")
+
+
+def _summary(run: TrainingRun, state: TrainState, status: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "best_epoch": state.best_epoch,
+        "epochs": state.epoch,
+        "best": state.best_metrics,
+        "class_names": list(run.classes.names),
+        "nan_rule": NAN_RULE,
+        "train_time_s": sum(record["epoch_time_s"] for record in state.history),
+        "skipped_samples": len(state.skipped),
+    }
+
+
+def _mark_stopped(run: TrainingRun, state: TrainState, run_dir: Path, error: BaseException) -> None:
+    """summary.json of a run that did not finish: how it stopped and why, so a person
+    and `--resume` both know. What it wrote so far stays (last.pt is the last good one)."""
+    interrupted = isinstance(error, KeyboardInterrupt)
+    summary = _summary(run, state, "interrupted" if interrupted else "failed")
+    summary["error"] = "interrupted" if interrupted else " ".join(str(error).split())
+    summary["resume_with"] = f"--resume {run_dir / 'last.pt'}" if state.epoch else None
+    # A full disk may be why it stopped: then the original error is what to report.
+    with contextlib.suppress(OSError, SemsegError):
+        write_json(run_dir / "summary.json", summary)
+
+
+def _how_it_stopped(run_dir: Path) -> str:
+    """How the run had stopped, for the resume message: its failure, or nothing."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    if summary.get("status") == "failed":
+        return f" (it had failed: {summary.get('error')})"
+    if summary.get("status") == "interrupted":
+        return " (it had been interrupted)"
+    return ""

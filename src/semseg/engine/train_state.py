@@ -21,6 +21,8 @@ class TrainState:
     best_metrics: dict[str, Any] | None = None
     last_metrics: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch
+    # Training files skipped as broken (data.on_error=skip): path -> what was wrong.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def improved_by(self, metrics: dict[str, Any]) -> bool:
         """Whether validation `metrics` beat the best so far (the first always does)."""
@@ -32,6 +34,7 @@ class TrainState:
             "best_miou": self.best_miou,
             "best_metrics": self.best_metrics,
             "history": self.history,
+            "skipped": self.skipped,
         }
 
     @classmethod
@@ -43,6 +46,7 @@ class TrainState:
             best_metrics=payload["best_metrics"],
             last_metrics=payload["metrics"],
             history=list(payload["history"]),
+            skipped=dict(payload.get("skipped", {})),
         )
 
 
@@ -83,4 +87,6 @@ def restore(run: TrainingRun, payload: dict[str, Any]) -> TrainState:
     run.step.optimizer.load_state_dict(payload["optimizer"])
     run.step.schedule.load_state_dict(payload["schedule"])
     run.step.scaler.load_state_dict(payload["scaler"])
-    return TrainState.from_checkpoint(payload)
+    state = TrainState.from_checkpoint(payload)
+    run.train_loader.broken_files.update(state.skipped)  # data.max_skipped counts the run
+    return state
