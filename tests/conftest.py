@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,18 @@ TINY_OVERRIDES = [
     "train.epochs=2",
     "train.sample_images=2",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Class statistics and other caches go to a temporary folder, not ~/.cache."""
+    previous = os.environ.get("SEMSEG_CACHE")
+    os.environ["SEMSEG_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("SEMSEG_CACHE", None)
+    else:
+        os.environ["SEMSEG_CACHE"] = previous
 
 
 @pytest.fixture

@@ -87,7 +87,9 @@ def test_data_check_names_every_broken_file(broken: Path, run_cli) -> None:
     flat = " ".join(out.split())
     for name in [*BROKEN_TRAIN, "orphan"]:
         assert f"{name}.png" in flat, name
-    assert "too large" in flat and "mask without image (warning)" in flat
+    kinds = next(line for line in out.splitlines() if line.startswith("by kind: "))
+    assert "image too large: 1" in kinds and "mask without image: 1" in kinds
+    assert "6 problem(s), 1 warning(s)" in flat
 
 
 def test_training_stops_in_one_line_and_marks_the_run_failed(

@@ -46,19 +46,19 @@ def test_unusable_output_paths_stop_before_any_work(
     a_file = tmp_path / "a_file"
     a_file.write_text("")
     cases = [
-        ("eval", checkpoint, "--out", a_file / "val.json"),
-        ("eval", checkpoint, "--out", tmp_path),
-        ("eval", checkpoint, "--report", a_file),
-        ("predict", checkpoint, tmp_path, "--out", a_file),
-        ("calibrate", checkpoint, "--out", a_file / "x.pt"),
-        ("data", "preview", "--out", a_file / "p.png"),
-        ("data", "convert", "--out", a_file),
-        ("train", *TINY_OVERRIDES, f"train.output_dir={a_file}"),
+        (("eval", checkpoint, "--out", a_file / "val.json"), "a_file is a file, not a folder"),
+        (("eval", checkpoint, "--out", tmp_path), "is a folder; --out needs a file path"),
+        (("eval", checkpoint, "--report", a_file), "a_file: is a file; --report needs a folder"),
+        (("predict", checkpoint, tmp_path, "--out", a_file), "--out needs a folder"),
+        (("calibrate", checkpoint, "--out", a_file / "x.pt"), "is a file, not a folder"),
+        (("data", "preview", "--out", a_file / "p.png"), "is a file, not a folder"),
+        (("data", "convert", "--out", a_file), "--out needs a folder"),
+        (("train", *TINY_OVERRIDES, f"train.output_dir={a_file}"), "train.output_dir needs"),
     ]
-    for args in cases:
+    for args, message in cases:
         code, out, err = run_cli(*args)
         assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, (args, err)
-        assert "a_file" in err and "mIoU" not in out, (args, out)
+        assert message in err and "mIoU" not in out, (args, err, out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written
 
 

@@ -130,7 +130,7 @@ class ClassSet:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise SemsegError(f"{source}: 'names' must be a list of strings")
         palette = data.get("palette") or ()
-        if not isinstance(palette, list) or not all(_is_colour(c) for c in palette):
+        if not isinstance(palette, (list, tuple)) or not all(_is_colour(c) for c in palette):
             raise SemsegError(f"{source}: 'palette' must be a list of [r, g, b] with values 0..255")
         ignore = data.get("ignore_index", DEFAULT_IGNORE_INDEX)
         if not isinstance(ignore, int) or isinstance(ignore, bool):

@@ -75,7 +75,8 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any], after: str
         handle, temporary = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
         )
-        with os.fdopen(handle, "wb") as file:
+        os.close(handle)
+        with open(temporary, "wb") as file:  # by name, so the writer sees which file it is
             write(file)
             file.flush()
             os.fsync(file.fileno())

@@ -18,10 +18,9 @@ from semseg.data.registry import val_split_name
 from semseg.engine.checkpoint import checkpoint_classes, load_checkpoint, model_from_checkpoint
 from semseg.engine.evaluate import EvalResult, evaluate_model, sample_predictions
 from semseg.engine.inference import InferenceSettings
-from semseg.engine.rundir import write_json
 from semseg.engine.runtime import resolve_device
 from semseg.errors import SemsegError
-from semseg.files import check_output_file, check_output_folder
+from semseg.files import check_output_file, check_output_folder, write_json
 from semseg.metrics import NAN_RULE, distribution
 from semseg.report import write_report
 

@@ -1,6 +1,4 @@
-"""The run directory: naming, resolved config, environment record, metric log.
-
-`write_json` and `write_text_atomic` (semseg.files) are re-exported for the engine."""
+"""The run directory: naming, resolved config, environment record, metric log."""
 
 from __future__ import annotations
 

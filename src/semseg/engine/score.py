@@ -14,9 +14,8 @@ from semseg.console import class_table, console, summary_line, track
 from semseg.data.io import MASK_EXTENSIONS, read_mask
 from semseg.data.labels import LabelDecoder
 from semseg.data.listing import files_by_stem
-from semseg.engine.rundir import write_json
 from semseg.errors import SemsegError
-from semseg.files import check_output_file
+from semseg.files import check_output_file, write_json
 from semseg.metrics import NAN_RULE, ConfusionMatrix, distribution, per_image_miou
 
 

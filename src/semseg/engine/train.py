@@ -18,14 +18,7 @@ from semseg.engine.calibrate import ClassBiasFit, calibrate_checkpoint
 from semseg.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from semseg.engine.epoch import train_one_epoch
 from semseg.engine.evaluate import evaluate_model, sample_predictions
-from semseg.engine.rundir import (
-    check_output_folder,
-    create_run_dir,
-    environment_record,
-    write_json,
-    write_metrics_log,
-    write_text_atomic,
-)
+from semseg.engine.rundir import create_run_dir, environment_record, write_metrics_log
 from semseg.engine.runtime import deterministic_mode, epoch_seed, seed_everything
 from semseg.engine.setup import TrainingRun, build_run
 from semseg.engine.tensorboard import TensorBoardLog
@@ -36,6 +29,7 @@ from semseg.engine.train_state import (
     training_checkpoint,
 )
 from semseg.errors import SemsegError
+from semseg.files import check_output_folder, write_json, write_text_atomic
 from semseg.metrics import NAN_RULE
 from semseg.viz import save_curves_figure, save_samples_figure
 
