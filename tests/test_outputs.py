@@ -129,3 +129,43 @@ def test_a_real_full_disk_names_the_disk(tmp_path: Path, run_cli) -> None:
         assert not [name for name in left if name.endswith(".tmp")], left
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_writer_that_hides_the_disks_error_still_names_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.save in some versions turns a failed write into its own RuntimeError."""
+    import semseg.files
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file, self.name = file, file.name
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    real_open = open
+    monkeypatch.setattr(
+        semseg.files, "open", lambda *a, **k: FullDisk(real_open(*a, **k)), raising=False
+    )
+
+    def hiding_writer(file) -> None:
+        try:
+            file.write(b"checkpoint bytes")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+
+    with pytest.raises(semseg.SemsegError, match="No space left on device.*is full"):
+        semseg.files.atomic_write(
+            tmp_path / "last.pt", hiding_writer, after="the previous one is intact"
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -184,7 +184,8 @@ def test_time_budget_stops_training_and_lays_the_schedule_over_it(tiny_config: C
     assert 1 <= len(history) < 10_000 and last["budget_spent_s"] >= 3
     assert "val_miou" in history[-1]  # the final weights were evaluated
     lrs = [record["lr"] for record in history]
-    assert lrs[-1] < max(lrs)  # poly decay over the budget
+    if len(lrs) > 1:  # a slow machine may spend the 3 s in one epoch
+        assert lrs[-1] < max(lrs)  # poly decay over the budget
 
 
 @pytest.mark.parametrize(

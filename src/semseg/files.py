@@ -76,10 +76,18 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any], after: str
             prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
         )
         os.close(handle)
-        with open(temporary, "wb") as file:  # by name, so the writer sees which file it is
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
+        with open(temporary, "wb") as raw:  # by name, so the writer sees which file it is
+            file = _WatchedFile(raw)
+            try:
+                write(file)
+            except Exception:
+                # Some writers (torch.save in some versions) turn the disk's OSError into
+                # their own error: report the disk's.
+                if file.error is not None:
+                    raise file.error from None
+                raise
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(temporary, path)
     except BaseException as error:
         if temporary is not None:
@@ -87,6 +95,25 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any], after: str
         if isinstance(error, OSError):
             raise _write_error(path, error, after) from error
         raise
+
+
+class _WatchedFile:
+    """A binary file that remembers the OSError a write raised."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self.name = file.name
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def __getattr__(self, name: str) -> Any:  # flush, tell, seek, fileno, ...
+        return getattr(self._file, name)
 
 
 def _write_error(path: Path, error: OSError, after: str) -> SemsegError:
