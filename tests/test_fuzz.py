@@ -276,10 +276,13 @@ def _fuzz(name: str, examples: int, monkeypatch: pytest.MonkeyPatch) -> None:
         )
         @given(strategy)
         def run(case) -> None:
+            calls.append(1)
             target(case, work)
 
+        calls: list[int] = []
         run()
         assert set(os.listdir(Path.cwd())) == before  # nothing written outside tmp
+        print(f"fuzzed {name}: {len(calls)} examples")  # shown with -s (the note's counts)
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))

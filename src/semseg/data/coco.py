@@ -214,7 +214,7 @@ def _load_coco_api(annotation_file: Path) -> Any:
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
         try:
             return COCO(str(annotation_file))
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, AssertionError) as err:
             raise SemsegError(
                 f"{annotation_file}: not a COCO instances file ({type(err).__name__}: {err})"
             ) from None
