@@ -169,3 +169,14 @@ def test_a_writer_that_hides_the_disks_error_still_names_the_disk(
             tmp_path / "last.pt", hiding_writer, after="the previous one is intact"
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_follow_the_umask_not_the_temporary_files_0600(tmp_path: Path) -> None:
+    from semseg.files import write_json
+
+    previous = os.umask(0o022)
+    try:
+        write_json(tmp_path / "summary.json", {"status": "completed"})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644

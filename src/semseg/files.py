@@ -76,6 +76,7 @@ def atomic_write(path: Path | str, write: Callable[[IO[bytes]], Any], after: str
             prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
         )
         os.close(handle)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are shared
         with open(temporary, "wb") as raw:  # by name, so the writer sees which file it is
             file = _WatchedFile(raw)
             try:
@@ -114,6 +115,12 @@ class _WatchedFile:
 
     def __getattr__(self, name: str) -> Any:  # flush, tell, seek, fileno, ...
         return getattr(self._file, name)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_error(path: Path, error: OSError, after: str) -> SemsegError:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from semseg.cli import config, data, evaluate, models, predict, train
+from semseg.cli import config, data, evaluate, export, models, predict, serve, train
 from semseg.errors import SemsegError
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-for module in (train, evaluate, predict, models):
+for module in (train, evaluate, predict, export, serve, models):
     module.register(app)
 app.add_typer(config.app, name="config")
 app.add_typer(data.app, name="data")

@@ -10,6 +10,7 @@ stay aligned with the pixel grid it was drawn on).
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,14 +29,17 @@ _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 @contextmanager
-def _opened(path: Path, what: str, max_pixels: int) -> Iterator[Image.Image]:
-    """The file opened by PIL (header only), its size checked against `max_pixels`.
-    Any failure to open or decode, in here or in the caller's block, is a DataProblem."""
+def _opened(
+    path: Path, what: str, max_pixels: int, data: bytes | None = None
+) -> Iterator[Image.Image]:
+    """The file (or `data`, the bytes of one, with `path` naming it in messages) opened by
+    PIL (header only), its size checked against `max_pixels`. Any failure to open or
+    decode, in here or in the caller's block, is a DataProblem."""
     try:
         with warnings.catch_warnings():
             # Our own cap decides; PIL's warning threshold sits below the default cap.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path if data is None else io.BytesIO(data)) as image:
                 _check_size(path, what, image.size, max_pixels)
                 yield image
     except DataProblem:
@@ -70,14 +74,18 @@ def _check_size(path: Path, what: str, size: tuple[int, int], max_pixels: int) -
 
 
 def read_image(
-    path: Path, gray: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: Path,
+    gray: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    data: bytes | None = None,
 ) -> torch.Tensor:
     """uint8 C x H x W with EXIF orientation applied: RGB (grayscale files replicated), or
-    one channel when `gray`.
+    one channel when `gray`. With `data`, the image is those bytes (an upload) and `path`
+    only names it in messages.
 
     PIL rather than torchvision.io: torchvision 0.29 deprecates its image decoders.
     """
-    with _opened(path, "image", max_pixels) as image:
+    with _opened(path, "image", max_pixels, data) as image:
         image.seek(0)  # animated files: the first frame
         pixels = np.asarray(_eight_bit(path, image).convert("L" if gray else "RGB"))
     if gray:

@@ -39,11 +39,13 @@ from semseg.data.loading import SegmentationLoader
 from semseg.data.stats import dataset_stats
 from semseg.engine.checkpoint import (
     checkpoint_classes,
+    load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
-from semseg.engine.checkpoint_eval import checkpoint_on_split
+from semseg.engine.checkpoint_eval import model_on_split
 from semseg.engine.inference import InferenceSettings, predict_logits
+from semseg.errors import SemsegError
 from semseg.files import check_output_file
 from semseg.metrics import ConfusionMatrix
 
@@ -73,14 +75,19 @@ def calibrate(
     checkpoint = Path(checkpoint)
     default = checkpoint.with_name(f"{checkpoint.stem}_calibrated.pt")
     out = check_output_file(out or default, "--out")
-    setup = checkpoint_on_split(checkpoint, split, overrides, config_file)
+    setup = model_on_split(checkpoint, split, overrides, config_file)
+    if setup.bundle.kind != "checkpoint":
+        raise SemsegError(
+            f"{checkpoint}: calibrate writes a checkpoint; pass the .pt checkpoint the "
+            f"{setup.bundle.kind} was exported from"
+        )
     # The prior the network learnt: the training split's (counted once, then cached).
     training = dataset_stats(
         train_dataset(setup.config.data), lambda x: track(x, "class statistics")
     )
     fit = calibrate_checkpoint(
-        setup.payload,  # loaded once, for the class check and the fit
-        setup.path,
+        load_checkpoint(checkpoint),
+        checkpoint,
         out,
         setup.loader,
         setup.split,

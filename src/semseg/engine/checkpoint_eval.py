@@ -1,5 +1,6 @@
-"""`semseg.evaluate`: score a checkpoint on a split of its dataset (or another), with
-the per-class table, a JSON summary and optionally the HTML report."""
+"""`semseg.evaluate`: score a model (checkpoint, model folder, ONNX file) on a split of
+its dataset (or another), with the per-class table, a JSON summary and optionally the
+HTML report."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from semseg.console import class_table, console, summary_line
 from semseg.data import SegmentationDataset, eval_dataset, make_loader
 from semseg.data.loading import SegmentationLoader
 from semseg.data.registry import val_split_name
-from semseg.engine.checkpoint import checkpoint_classes, load_checkpoint, model_from_checkpoint
+from semseg.deploy.sources import load_model
+from semseg.engine.bundle import ModelBundle
 from semseg.engine.evaluate import EvalResult, evaluate_model, sample_predictions
 from semseg.engine.inference import InferenceSettings
 from semseg.engine.runtime import resolve_device
@@ -26,59 +28,72 @@ from semseg.report import write_report
 
 
 @dataclass
-class CheckpointOnSplit:
-    """A checkpoint's model set up to run on one split of the configured data."""
+class ModelOnSplit:
+    """A model set up to run on one split of the configured data."""
 
-    path: Path
-    payload: dict[str, Any]
-    config: Config
-    classes: ClassSet
+    bundle: ModelBundle
+    config: Config  # the model's, with the config file and overrides applied
     dataset: SegmentationDataset
     loader: SegmentationLoader
     split: str
     device: torch.device
     settings: InferenceSettings
 
+    @property
+    def classes(self) -> ClassSet:
+        return self.bundle.classes
 
-def checkpoint_on_split(
-    path: Path | str,
+    @property
+    def source(self) -> str:
+        return self.bundle.source
+
+
+def model_on_split(
+    source: Path | str,
     split: str | None = None,
     overrides: list[str] | None = None,
     config_file: Path | str | None = None,
-) -> CheckpointOnSplit:
-    """The checkpoint's config, then `config_file`, then `overrides` (e.g. data.root=...)
+) -> ModelOnSplit:
+    """The model's config, then `config_file`, then `overrides` (e.g. data.root=...)
     decide the data, device and inference settings; `split` defaults to validation.
 
     Raises:
-        SemsegError: an unreadable checkpoint, bad config or data, or a dataset whose
-            classes differ from the model's.
+        SemsegError: an unreadable model, bad config or data, or a dataset whose classes
+            differ from the model's.
     """
-    path = Path(path)
-    payload = load_checkpoint(path)
-    config = load_config(config_file, overrides, base=payload["config"])
-    classes = checkpoint_classes(payload)
+    bundle = load_model(source)
+    config = load_config(config_file, overrides, base=bundle.config.to_plain())
+    classes = bundle.classes
     dataset = eval_dataset(config.data, split)
     if dataset.classes.names != classes.names:
         raise SemsegError(
-            f"{path}: model classes {list(classes.names)} differ from the dataset's "
+            f"{source}: model classes {list(classes.names)} differ from the dataset's "
             f"{list(dataset.classes.names)}; evaluate on data with the model's classes"
         )
     device = resolve_device(config.train.device)
-    return CheckpointOnSplit(
-        path,
-        payload,
+    bundle.model.to(device)
+    return ModelOnSplit(
+        bundle,
         config,
-        classes,
         dataset,
         make_loader(dataset, config.data, config.eval.batch_size, shuffle=False),
         split or val_split_name(config.data),
         device,
-        InferenceSettings.from_config(config.eval, device),
+        bundle.inference_settings(config.eval, device),
     )
 
 
+def default_output(source: Path | str, name: str) -> Path:
+    """NAME beside a checkpoint or ONNX file; in the working directory for a model folder
+    or a Hub model (their folders are the model's, or a read-only cache)."""
+    path = Path(source)
+    if str(source).startswith("hf://") or path.is_dir():
+        return Path(name)
+    return path.with_name(name)
+
+
 def evaluate(
-    checkpoint: Path | str,
+    model: Path | str,
     split: str | None = None,
     overrides: list[str] | None = None,
     config_file: Path | str | None = None,
@@ -86,15 +101,16 @@ def evaluate(
     report: Path | str | None = None,
     worst: int = 6,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint with its eval.* inference settings (whole image or sliding
+    """Evaluate a model with its eval.* inference settings (whole image or sliding
     window, test-time scales and flip); print the per-class table.
 
     Args:
-        checkpoint: a semseg checkpoint, e.g. runs/NAME/best.pt.
+        model: a checkpoint (runs/NAME/best.pt), model folder, ONNX file or hf://OWNER/NAME.
         split: the split to score; default the dataset's validation split.
         overrides: `KEY=VALUE` config overrides, e.g. `["data.root=/data/camvid"]`.
-        config_file: a YAML file applied over the checkpoint's config.
-        out: the JSON summary to write; default eval.json beside the checkpoint.
+        config_file: a YAML file applied over the model's config.
+        out: the JSON summary to write; default eval.json beside the checkpoint or ONNX
+            file (in the working directory for a folder or Hub model).
         report: a folder for the HTML report (figures, worst images); none by default.
         worst: how many of the lowest-mIoU images the report shows.
 
@@ -103,16 +119,16 @@ def evaluate(
         inference settings, dataset fingerprint, class bias.
 
     Raises:
-        SemsegError: see `checkpoint_on_split`.
+        SemsegError: see `model_on_split`.
     """
-    out = check_output_file(out or Path(checkpoint).with_name("eval.json"), "--out")
+    out = check_output_file(out or default_output(model, "eval.json"), "--out")
     if report is not None:
         report = check_output_folder(report, "--report")
-    setup = checkpoint_on_split(checkpoint, split, overrides, config_file)
-    model = model_from_checkpoint(setup.payload, setup.path).to(setup.device)
+    setup = model_on_split(model, split, overrides, config_file)
+    network = setup.bundle.model
     config, classes = setup.config, setup.classes
     result = evaluate_model(
-        model,
+        network,
         setup.loader,
         classes.num_classes,
         classes.ignore_index,
@@ -124,7 +140,7 @@ def evaluate(
     if result.boundary is not None:
         metrics |= result.boundary.compute()
     metrics["per_image_miou"] = distribution(result.image_miou)
-    title = f"{setup.path} on {setup.split}"
+    title = f"{setup.source} on {setup.split}"
     console.print(class_table(metrics, classes.names, title))
     console.print(summary_line(metrics))
     _warn_if_fitted_on(setup)
@@ -132,28 +148,29 @@ def evaluate(
     write_json(out, summary)
     console.print(f"wrote {out}")
     if report is not None:
-        page = _write_report(report, setup, model, result, metrics, title, worst)
+        page = _write_report(report, setup, network, result, metrics, title, worst)
         console.print(f"report: {page}")
     return summary
 
 
-def _warn_if_fitted_on(setup: CheckpointOnSplit) -> None:
-    fitted_on = (setup.payload.get("class_bias_fit") or {}).get("split")
+def _warn_if_fitted_on(setup: ModelOnSplit) -> None:
+    fitted_on = (setup.bundle.class_bias_fit or {}).get("split")
     if fitted_on == setup.split:
         console.print(
-            f"note: this checkpoint's class bias was fitted on {setup.split}, so these "
+            f"note: this model's class bias was fitted on {setup.split}, so these "
             "figures are optimistic; score a split it has not seen"
         )
 
 
-def _summary(setup: CheckpointOnSplit, metrics: dict[str, Any]) -> dict[str, Any]:
+def _summary(setup: ModelOnSplit, metrics: dict[str, Any]) -> dict[str, Any]:
     return {
-        "checkpoint": str(setup.path),
+        "model": setup.source,
+        "model_kind": setup.bundle.kind,
         "split": setup.split,
         "images": len(setup.dataset),
         "dataset_fingerprint": setup.dataset.fingerprint(),
         "inference": setup.settings.describe(),
-        "class_bias": setup.payload.get("class_bias_fit"),
+        "class_bias": setup.bundle.class_bias_fit,
         "class_names": list(setup.classes.names),
         "metrics": metrics,
         "nan_rule": NAN_RULE,
@@ -162,7 +179,7 @@ def _summary(setup: CheckpointOnSplit, metrics: dict[str, Any]) -> dict[str, Any
 
 def _write_report(
     folder: Path,
-    setup: CheckpointOnSplit,
+    setup: ModelOnSplit,
     model: torch.nn.Module,
     result: EvalResult,
     metrics: dict[str, Any],
@@ -185,7 +202,7 @@ def _write_report(
         result.image_miou,
         worst_rows,
         {
-            "checkpoint": setup.path,
+            "model": setup.source,
             "split": setup.split,
             "images": len(dataset),
             "inference": setup.settings.describe(),

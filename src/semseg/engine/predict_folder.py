@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,10 @@ def predict_folder(
     predictor = load(checkpoint, device=device)
     if eval_overrides:
         settings = predictor.config.eval.model_copy(update=eval_overrides)
-        predictor.inference = InferenceSettings.from_config(settings, predictor.device)
+        amp = predictor.inference.amp_dtype  # the model's own (none for an ONNX file)
+        predictor.inference = replace(
+            InferenceSettings.from_config(settings, predictor.device), amp_dtype=amp
+        )
     files = expand_inputs([Path(item) for item in inputs])
     classes = predictor.classes
     if classes.num_classes > 256:

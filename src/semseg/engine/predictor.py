@@ -1,4 +1,4 @@
-"""Prediction from a checkpoint file alone: `semseg.load(path).predict(image)`."""
+"""Prediction from a model file alone: `semseg.load(path).predict(image)`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,7 @@ from semseg.classes import ClassSet
 from semseg.config import Config
 from semseg.data.io import DEFAULT_MAX_PIXELS, read_image
 from semseg.data.transforms import eval_preset
-from semseg.engine.checkpoint import (
-    checkpoint_classes,
-    checkpoint_config,
-    load_checkpoint,
-    model_from_checkpoint,
-)
+from semseg.deploy.sources import load_model
 from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.engine.runtime import resolve_device
 from semseg.errors import SemsegError
@@ -62,16 +57,31 @@ class Predictor:
         Raises:
             SemsegError: an unreadable file, or an array of the wrong shape or type.
         """
-        data = self.config.data
-        pixels = to_image_tensor(image, data.image_mode == "gray", data.max_pixels)
-        dummy_mask = torch.zeros(pixels.shape[1:], dtype=torch.uint8)
-        normalised, _ = self._preprocess(pixels, dummy_mask)
-        batch = normalised.unsqueeze(0).to(self.device)
+        batch = self._normalised(image).unsqueeze(0).to(self.device)
         logits = predict_logits(self.model, batch, self.inference)[0]
         mask = logits.argmax(0).cpu().numpy().astype(np.int64)
         if return_probs:
             return mask, logits.softmax(0).float().cpu().numpy()
         return mask
+
+    def predict_batch(self, images: list[ImageInput]) -> list[np.ndarray]:
+        """Masks of several images of one size in one forward pass (what a server does
+        with concurrent requests when batches are faster on the hardware).
+
+        Raises:
+            SemsegError: as `predict`, or images of different sizes.
+        """
+        normalised = [self._normalised(image) for image in images]
+        if len({tuple(tensor.shape) for tensor in normalised}) > 1:
+            raise SemsegError("predict_batch needs images of one size; predict them one by one")
+        logits = predict_logits(self.model, torch.stack(normalised).to(self.device), self.inference)
+        return list(logits.argmax(1).cpu().numpy().astype(np.int64))
+
+    def _normalised(self, image: ImageInput) -> torch.Tensor:
+        data = self.config.data
+        pixels = to_image_tensor(image, data.image_mode == "gray", data.max_pixels)
+        dummy_mask = torch.zeros(pixels.shape[1:], dtype=torch.uint8)
+        return self._preprocess(pixels, dummy_mask)[0]  # C x H x W
 
 
 def to_image_tensor(
@@ -116,10 +126,11 @@ def load(
     device: str | torch.device | None = None,
     inference: InferenceSettings | None = None,
 ) -> Predictor:
-    """Load a checkpoint for prediction: the file alone is enough.
+    """Load a model for prediction: the file (or folder) alone is enough.
 
     Args:
-        path: a semseg checkpoint, e.g. runs/NAME/best.pt.
+        path: a checkpoint (runs/NAME/best.pt), a model folder, an ONNX file written by
+            `semseg export`, or hf://OWNER/NAME (a model folder on the Hugging Face Hub).
         device: cpu, cuda, cuda:1, ...; default: CUDA when available, else the CPU.
         inference: settings replacing the checkpoint's eval.* ones, e.g.
             `InferenceSettings(mode="slide", crop=(512, 512), flip=True)`.
@@ -129,14 +140,9 @@ def load(
         config (input normalisation included) and the inference settings.
 
     Raises:
-        SemsegError: a missing, foreign or damaged checkpoint, or an unavailable device.
+        SemsegError: a missing, foreign or damaged model, or an unavailable device.
     """
-    payload = load_checkpoint(path)
+    bundle = load_model(path)
     target = resolve_device(str(device)) if device is not None else resolve_device("auto")
-    return Predictor(
-        model_from_checkpoint(payload, path),
-        checkpoint_classes(payload),
-        checkpoint_config(payload),
-        target,
-        inference,
-    )
+    inference = inference or bundle.inference_settings(bundle.config.eval, target)
+    return Predictor(bundle.model, bundle.classes, bundle.config, target, inference)

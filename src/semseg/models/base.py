@@ -61,18 +61,21 @@ class SegmentationModel(nn.Module):
         self, images: torch.Tensor, with_aux: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         height, width = images.shape[-2:]
-        pad_h = (-height) % self.size_divisor
-        pad_w = (-width) % self.size_divisor
-        if pad_h or pad_w:
-            # Zero padding in normalised space is the dataset mean colour.
+        divisor = self.size_divisor
+        # Rounded up to the divisor, written so that a tracer can bound it (ceil division).
+        pad_h = (height + divisor - 1) // divisor * divisor - height
+        pad_w = (width + divisor - 1) // divisor * divisor - width
+        # Zero padding in normalised space is the dataset mean colour. A graph traced with
+        # dynamic sizes (ONNX export) always pads: its sizes are symbols, not numbers.
+        if symbolic(height, width) or pad_h or pad_w:
             images = F.pad(images, (0, pad_w, 0, pad_h))
         decoded = self.forward_padded(images)  # logits N x C x H' x W'
-        logits = decoded.logits[..., :height, :width]
+        logits = crop(decoded.logits, height, width)
         if self.class_bias is not None:
             logits = logits + self.class_bias.to(logits.device)
         aux = None
         if with_aux and self.aux_head is not None:
-            aux = resize_to(self.aux_head(decoded.aux_feature), images)[..., :height, :width]
+            aux = crop(resize_to(self.aux_head(decoded.aux_feature), images), height, width)
         return logits, aux
 
 
@@ -96,9 +99,27 @@ def conv_bn_relu(
 def resize_to(x: torch.Tensor, like: torch.Tensor | tuple[int, int]) -> torch.Tensor:
     """Bilinear resize of features or logits (never of label masks)."""
     size = like if isinstance(like, tuple) else tuple(like.shape[-2:])
-    if tuple(x.shape[-2:]) == size:
+    # Resizing to the same size is the identity; a graph traced with dynamic sizes
+    # resizes anyway, as it cannot compare symbolic sizes.
+    if not symbolic(*x.shape[-2:], *size) and tuple(x.shape[-2:]) == size:
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The top-left height x width of N x C x H' x W' maps (a view). With symbolic sizes
+    it gathers rows and columns instead: slicing would make the traced graph assume
+    whether any padding happened, and hold for those sizes only."""
+    if not symbolic(height, width):
+        return x[..., :height, :width]
+    rows = torch.arange(height, device=x.device)
+    columns = torch.arange(width, device=x.device)
+    return x.index_select(-2, rows).index_select(-1, columns)
+
+
+def symbolic(*sizes: int | torch.SymInt) -> bool:
+    """Whether any size is a symbol (a graph traced with dynamic shapes), not a number."""
+    return any(isinstance(size, torch.SymInt) for size in sizes)
 
 
 class AuxiliaryHead(nn.Sequential):

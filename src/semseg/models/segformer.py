@@ -48,7 +48,9 @@ class _EfficientAttention(nn.Module):
         if self.reduce is not None:
             grid = x.transpose(1, 2).reshape(n, dim, height, width)
             context = self.norm(self.reduce(grid).flatten(2).transpose(1, 2))  # N x L/r² x D
-        kv = self.kv(context).reshape(n, -1, 2, self.heads, head_dim).permute(2, 0, 3, 1, 4)
+        # Explicit sizes, not -1: a tracer with symbolic sizes cannot infer them.
+        kv = self.kv(context).reshape(n, context.shape[1], 2, self.heads, head_dim)
+        kv = kv.permute(2, 0, 3, 1, 4)  # 2 x N x h x L' x d
         attended = F.scaled_dot_product_attention(q, kv[0], kv[1])  # N x h x L x d
         return self.proj(attended.transpose(1, 2).reshape(n, length, dim))
 
@@ -122,7 +124,7 @@ class MixTransformer(nn.Module):
             tokens, height, width = embed(x)
             for block in blocks:
                 tokens = block(tokens, height, width)
-            x = norm(tokens).transpose(1, 2).reshape(x.shape[0], -1, height, width)
+            x = norm(tokens).transpose(1, 2).reshape(x.shape[0], tokens.shape[2], height, width)
             features.append(x)  # strides 4, 8, 16, 32
         return features
 
