@@ -118,9 +118,9 @@ def test_skip_trains_on_good_samples_only_and_lists_the_broken_ones(
     received = []
     real_backward = TrainingStep.backward
 
-    def counting_backward(self, images, masks):
+    def counting_backward(self, images, masks, **options):
         received.extend(masks.clone())
-        return real_backward(self, images, masks)
+        return real_backward(self, images, masks, **options)
 
     monkeypatch.setattr(TrainingStep, "backward", counting_backward)
     args = overrides(broken, tmp_path, "data.on_error=skip", "data.max_skipped=0.6")
@@ -179,11 +179,11 @@ def test_resuming_a_failed_run_says_how_it_stopped(
     calls = {"count": 0}
     real_backward = TrainingStep.backward
 
-    def fail_in_epoch_two(self, images, masks):
+    def fail_in_epoch_two(self, images, masks, **options):
         calls["count"] += 1
         if calls["count"] == 4:  # 3 batches per epoch
             raise semseg.SemsegError("the disk went away")
-        return real_backward(self, images, masks)
+        return real_backward(self, images, masks, **options)
 
     monkeypatch.setattr(TrainingStep, "backward", fail_in_epoch_two)
     code, _, err = run_cli("train", *overrides(broken, tmp_path))

@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from semseg.metrics import nanmean
@@ -63,6 +64,9 @@ def inner_band(masks: torch.Tensor, width: int) -> torch.Tensor:
     """Pixels of each region within `width` of its contour (image edges are no contour)."""
     # Max-pool padding never wins, so the image border does not count as a contour.
     return masks & dilate(~masks, width)
+
+
+_COUNTS = ("f1_sum", "f1_count", "band_intersection", "band_union")
 
 
 class BoundaryMetrics:
@@ -114,9 +118,15 @@ class BoundaryMetrics:
         self.band_union.index_add_(0, present, (truth_band | guess_band).sum((0, 2, 3)).double())
 
     def merge(self, other: BoundaryMetrics) -> BoundaryMetrics:
-        for name in ("f1_sum", "f1_count", "band_intersection", "band_union"):
+        for name in _COUNTS:
             getattr(self, name).add_(getattr(other, name).to(self.f1_sum.device))
         return self
+
+    def all_reduce(self) -> None:
+        """Sum the counts across processes when running distributed."""
+        if dist.is_available() and dist.is_initialized():
+            for name in _COUNTS:
+                dist.all_reduce(getattr(self, name))
 
     def compute(self) -> dict[str, Any]:
         nan = torch.tensor(float("nan"), dtype=torch.float64, device=self.f1_sum.device)

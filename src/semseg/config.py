@@ -198,6 +198,11 @@ class ModelConfig(_Section):
     frozen_stages: int = Field(
         0, ge=0, description="encoder stages (from the stem) kept at their pretrained weights"
     )
+    sync_bn: bool = Field(
+        False,
+        description="under torchrun on CUDA: BatchNorm statistics over the global batch "
+        "(SyncBatchNorm); refused on the CPU",
+    )
 
     def builder_options(self) -> dict[str, object]:
         """Keyword arguments for the registered builder; unset ones keep its defaults."""
@@ -266,6 +271,11 @@ class OptimConfig(_Section):
     plateau_patience: int = Field(3, ge=0, description="validations without improvement")
     plateau_factor: float = Field(0.1, gt=0, lt=1)
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm; off when null")
+    lr_scaling: Literal["none", "linear"] = Field(
+        "none",
+        description="under torchrun: linear multiplies optim.lr by the number of processes "
+        "(the global batch over one process's); none keeps it",
+    )
 
 
 class TrainConfig(_Section):
@@ -291,6 +301,11 @@ class TrainConfig(_Section):
     )
     accumulate_steps: int = Field(1, ge=1, description="batches per optimiser step")
     tensorboard: bool = Field(False, description="also log to RUN/tensorboard")
+    resume: Literal["auto"] | None = Field(
+        None,
+        description="auto: continue RUN/last.pt when it exists, else start RUN (RUN is "
+        "train.name, default FORMAT-MODEL); what torchrun --max-restarts relies on",
+    )
     fit_class_bias: bool = Field(
         False,
         description="after training, add t * log(training class prior) to the logits, t "

@@ -44,5 +44,8 @@ def main() -> None:
             raise
         # One line, not wrapped: the message already names the file or key and the fix.
         message = " ".join(str(err).split())
-        sys.stderr.write(f"error: {message}\n")
+        rank = os.environ.get("RANK", "0")  # under torchrun every process may report it
+        sys.stderr.write(
+            f"error: {message}\n" if rank == "0" else f"error (rank {rank}): {message}\n"
+        )
         sys.exit(2)

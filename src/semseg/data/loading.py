@@ -26,7 +26,14 @@ from torch.utils.data import DataLoader, Dataset
 from semseg.config import DataConfig
 from semseg.console import track
 from semseg.data.base import SegmentationDataset
-from semseg.data.sampling import multiscale, rare_class_sampler
+from semseg.data.sampling import (
+    EpochShards,
+    EvaluationShard,
+    image_class_pixels,
+    multiscale,
+    rare_class_sampler,
+    rare_class_weights,
+)
 from semseg.errors import DataProblem, SemsegError
 
 # Samples tried in place of a broken one before a training loader gives up.
@@ -99,14 +106,34 @@ class GuardedSamples(Dataset):
 class SegmentationLoader(DataLoader):
     """Yields (images, masks). Raises a sample's error here, whichever process read it,
     with `hint` appended to data problems; collects replaced samples in `skipped` and
-    stops when more than `max_broken` distinct files were broken."""
+    stops when more than `max_broken` distinct files were broken. With `scales`, each
+    batch is resized by a factor drawn from (seed, epoch): here, not in a worker, so that
+    under torchrun every rank draws the same factor at the same step."""
 
-    def __init__(self, *args: Any, hint: str = "", max_broken: int | None = None, **kw: Any):
+    def __init__(
+        self,
+        *args: Any,
+        hint: str = "",
+        max_broken: int | None = None,
+        scales: tuple[float, float] | None = None,
+        seed: int = 0,
+        **kw: Any,
+    ):
         super().__init__(*args, **kw)
         self.hint = hint
         self.max_broken = max_broken
+        self.scales = scales
+        self.seed = seed
         self.skipped: list[Skipped] = []  # in the order met, repeats included
         self.broken_files: set[str] = set()  # over the loader's life (a whole run)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Before each training epoch: the replacements of broken samples and the batch
+        scales draw from (seed, epoch). (The order comes from the loader's generator,
+        which the training loop reseeds.)"""
+        self.dataset.epoch = epoch
+        self._scale_draws = np.random.default_rng([self.seed, epoch, 1])
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for batch in super().__iter__():
@@ -115,6 +142,8 @@ class SegmentationLoader(DataLoader):
             images, masks, skipped = batch
             if skipped:
                 self._record(skipped)
+            if self.scales is not None:
+                images, masks = multiscale((images, masks), self._scale_draws.uniform(*self.scales))
             yield images, masks
 
     @property
@@ -195,52 +224,58 @@ def make_loader(
     shuffle: bool,
     generator: torch.Generator | None = None,
     seed: int = 0,
+    shard: tuple[int, int] | None = None,
+    class_table: np.ndarray | None = None,
 ) -> SegmentationLoader:
     """Training loaders (shuffle=True) honour data.sampler, data.multiscale and
-    data.on_error (`seed` drives the replacements of skipped samples); evaluation loaders
-    keep the order and never skip."""
+    data.on_error (`seed` drives the replacements of skipped samples and the batch
+    scales); evaluation loaders keep the order and never skip. `shard` (rank, size):
+    this process's share under torchrun. `class_table`: image_class_pixels of the
+    dataset for data.sampler=rare_class, when the caller has it (counted otherwise)."""
     skip = shuffle and data.on_error == "skip"
-    collate = pad_collate(dataset.classes.ignore_index)
+    generator = generator or torch.Generator()
     sampler = None
     if shuffle and data.sampler == "rare_class":
-        sampler = rare_class_sampler(
-            dataset,
-            data.rare_class_power,
-            generator or torch.Generator(),
-            lambda items: track(items, "image class statistics"),
-            skip_broken=skip,
-        )
-    if shuffle and data.multiscale is not None:
-        collate = partial(_multiscale_collate, collate, tuple(data.multiscale))
+        if class_table is None:
+            class_table = image_class_pixels(
+                dataset, lambda items: track(items, "image class statistics"), skip
+            )
+        weights = rare_class_weights(class_table, data.rare_class_power)
+        sampler = rare_class_sampler(weights, generator, shard)
+    elif shard is not None and shuffle:
+        sampler = EpochShards(len(dataset), shard, generator)
+    elif shard is not None:
+        sampler = EvaluationShard(len(dataset), shard)
+    per_process = len(sampler) if sampler is not None else len(dataset)
+    rank = shard[0] if shard else 0
     return SegmentationLoader(
         GuardedSamples(dataset, skip=skip, seed=seed),
         hint=TRAINING_HINT if shuffle else EVALUATION_HINT,
         max_broken=int(data.max_skipped * len(dataset)) if skip else None,
+        scales=tuple(data.multiscale) if shuffle and data.multiscale else None,
+        seed=seed,
         batch_size=batch_size,
         shuffle=shuffle and sampler is None,
         sampler=sampler,
-        drop_last=shuffle and len(dataset) > batch_size,
+        drop_last=shuffle and per_process > batch_size,
         num_workers=resolve_num_workers(data, dataset),
         # Fresh workers each epoch take their seeds from `generator`, which the trainer
         # reseeds per epoch: that keeps a resumed run identical to an uninterrupted one.
         persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
-        collate_fn=collate,
+        collate_fn=pad_collate(dataset.classes.ignore_index),
         generator=generator,
-        worker_init_fn=_seed_worker,
+        worker_init_fn=partial(_seed_worker, rank),
     )
 
 
-def _multiscale_collate(collate, scales, batch):
-    collated = collate(batch)
-    if isinstance(collated, _Failure):
-        return collated
-    images, masks, skipped = collated
-    return (*multiscale((images, masks), scales), skipped)
-
-
-def _seed_worker(worker_id: int) -> None:
+def _seed_worker(rank: int, worker_id: int) -> None:
     # DataLoader seeds torch per worker from its generator; numpy/random follow from it.
+    # Under torchrun the generator is seeded alike on every rank (the shards come from
+    # it), so other ranks mix their rank in: augmentations differ across ranks.
+    if rank:
+        mixed = np.random.SeedSequence([torch.initial_seed(), rank]).generate_state(1)[0]
+        torch.manual_seed(int(mixed))
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

@@ -1,4 +1,6 @@
-"""Sampling for training: rare-class-aware image sampling and multi-scale batches.
+"""Sampling: rare-class-aware image sampling, multi-scale batches, and the shards of
+each process under torchrun (training: one draw per epoch split across the processes;
+evaluation: every sample exactly once, with no padding duplicates).
 
 rare_class: image i is drawn with probability proportional to sum_c n_ic / N_c^power,
 where n_ic is its pixels of class c and N_c the class's pixels in the whole split. With
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import WeightedRandomSampler
+from torch.utils.data import Sampler, WeightedRandomSampler
 
 from semseg.data.base import SegmentationDataset
 from semseg.data.stats import stats_cache_path
@@ -60,23 +62,68 @@ def rare_class_weights(table: np.ndarray, power: float) -> np.ndarray:
 
 
 def rare_class_sampler(
-    dataset: SegmentationDataset,
-    power: float,
-    generator: torch.Generator,
-    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
-    skip_broken: bool = False,
-) -> WeightedRandomSampler:
-    weights = rare_class_weights(image_class_pixels(dataset, progress, skip_broken), power)
+    weights: np.ndarray, generator: torch.Generator, shard: tuple[int, int] | None = None
+) -> Sampler[int]:
+    """Images drawn with `weights` (rare_class_weights), len(weights) draws an epoch;
+    with `shard` (rank, size), this rank's part of the one draw all ranks make."""
+    if shard is not None:
+        return EpochShards(len(weights), shard, generator, torch.from_numpy(weights))
     return WeightedRandomSampler(
-        torch.from_numpy(weights), num_samples=len(dataset), replacement=True, generator=generator
+        torch.from_numpy(weights), num_samples=len(weights), replacement=True, generator=generator
     )
 
 
-def multiscale(batch: tuple[torch.Tensor, torch.Tensor], scales: tuple[float, float]):
-    """Resize a whole batch by one random factor (images bilinear, masks nearest)."""
+class EpochShards(Sampler[int]):
+    """Training under torchrun: every rank draws the same epoch order from `generator`
+    (seeded alike on every rank each epoch: a permutation, or draws with `weights`),
+    cuts it to a multiple of the world size and takes every size-th item from its rank
+    on, so the shards are disjoint and equally long (the steps of all ranks match)."""
+
+    def __init__(
+        self,
+        count: int,
+        shard: tuple[int, int],
+        generator: torch.Generator,
+        weights: torch.Tensor | None = None,
+    ) -> None:
+        self.count = count
+        self.rank, self.size = shard
+        self.generator = generator
+        self.weights = weights
+
+    def __len__(self) -> int:
+        return self.count // self.size
+
+    def __iter__(self):
+        if self.weights is None:
+            order = torch.randperm(self.count, generator=self.generator)
+        else:
+            order = torch.multinomial(self.weights, self.count, True, generator=self.generator)
+        usable = len(self) * self.size
+        # A generator, like torch's samplers: the order is drawn at the first batch, after
+        # the DataLoader drew its worker seed from the same generator.
+        yield from order[:usable][self.rank :: self.size].tolist()
+
+
+class EvaluationShard(Sampler[int]):
+    """Evaluation under torchrun: samples rank, rank + size, ... of `count`. Together the
+    ranks cover every sample exactly once (unlike DistributedSampler, which pads the
+    last round with repeats when `count` does not divide by the world size)."""
+
+    def __init__(self, count: int, shard: tuple[int, int]) -> None:
+        rank, size = shard
+        self.indices = list(range(rank, count, size))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+
+def multiscale(batch: tuple[torch.Tensor, torch.Tensor], factor: float):
+    """Resize a whole batch by `factor` (images bilinear, masks nearest)."""
     images, masks = batch
-    low, high = scales
-    factor = low + (high - low) * torch.rand(()).item()
     size = [max(8, round(side * factor)) for side in images.shape[-2:]]
     images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
     masks = F.interpolate(masks[:, None].float(), size=size, mode="nearest")[:, 0].long()

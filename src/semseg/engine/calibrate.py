@@ -30,12 +30,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from semseg.console import console, progress_bar, track
 from semseg.data import train_dataset
 from semseg.data.loading import SegmentationLoader
+from semseg.data.sampling import EvaluationShard
 from semseg.data.stats import dataset_stats
 from semseg.engine.checkpoint import (
     checkpoint_classes,
@@ -44,6 +46,7 @@ from semseg.engine.checkpoint import (
     save_checkpoint,
 )
 from semseg.engine.checkpoint_eval import model_on_split
+from semseg.engine.distributed import current_world
 from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.errors import SemsegError
 from semseg.files import check_output_file
@@ -82,8 +85,9 @@ def calibrate(
             f"{setup.bundle.kind} was exported from"
         )
     # The prior the network learnt: the training split's (counted once, then cached).
-    training = dataset_stats(
-        train_dataset(setup.config.data), lambda x: track(x, "class statistics")
+    training_split = train_dataset(setup.config.data)
+    training = current_world().main_computes(
+        lambda: dataset_stats(training_split, lambda x: track(x, "class statistics"))
     )
     fit = calibrate_checkpoint(
         load_checkpoint(checkpoint),
@@ -120,9 +124,13 @@ def calibrate_checkpoint(
     scores, labels = sample_scores(
         model, loader, classes.num_classes, classes.ignore_index, device, settings
     )
-    fit = replace(fit_class_bias(scores, labels, class_pixels), split=split)
-    entries = {"class_bias": fit.bias.tolist(), "class_bias_fit": fit.record(classes.names)}
-    save_checkpoint(out, payload | entries)
+    world = current_world()
+    fit = world.main_computes(
+        lambda: replace(fit_class_bias(scores, labels, class_pixels), split=split)
+    )
+    if world.is_main:
+        entries = {"class_bias": fit.bias.tolist(), "class_bias_fit": fit.record(classes.names)}
+        save_checkpoint(out, payload | entries)
     return fit
 
 
@@ -142,10 +150,12 @@ def sample_scores(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Model scores (P x C, float32) and labels (P) of a uniform random sample of the
     loader's labelled pixels: every pixel is kept with the same probability, chosen so
-    that the sample holds about `max_scores / C` pixels."""
-    generator = torch.Generator().manual_seed(seed)
+    that the sample holds about `max_scores / C` pixels. Whether a pixel is kept depends
+    on (seed, image, row, column) alone, so under torchrun the shards' samples, gathered
+    on rank 0 (the only one that returns them), are the one-process sample."""
     total_pixels = len(loader.dataset) * _pixels_per_image(loader)
     keep = min(1.0, max_scores / num_classes / max(1, total_pixels))
+    indices = iter(loader.sampler)
     scores, labels = [], []
     model.eval()
     with progress_bar() as progress:
@@ -156,12 +166,31 @@ def sample_scores(
                 logits = nn.functional.interpolate(
                     logits, size=masks.shape[-2:], mode="bilinear", align_corners=False
                 )
+            draws = [pixel_uniforms(seed, next(indices), masks.shape[-2:]) for _ in masks]
             chosen = (masks != ignore_index) & (masks < num_classes)
-            chosen &= torch.rand(masks.shape, generator=generator) < keep
+            chosen &= torch.stack(draws) < keep
             scores.append(logits.permute(0, 2, 3, 1)[chosen])
             labels.append(masks[chosen].long())
             progress.advance(task)
-    return torch.cat(scores), torch.cat(labels)
+    if not isinstance(loader.sampler, EvaluationShard):
+        return torch.cat(scores), torch.cat(labels)
+    parts = current_world().gather_to_main((torch.cat(scores), torch.cat(labels)))
+    if parts is None:
+        return torch.empty(0, num_classes), torch.empty(0, dtype=torch.long)
+    return torch.cat([s for s, _ in parts]), torch.cat([label for _, label in parts])
+
+
+def pixel_uniforms(seed: int, image: int, shape: tuple[int, int]) -> torch.Tensor:
+    """A number in [0, 1) for each pixel of an H x W map, from (seed, image index, row,
+    column) alone (a splitmix64 hash): the same pixel of the same image gets the same
+    number whatever the batch, its padding or the process."""
+    base = np.random.SeedSequence([seed, image]).generate_state(1, np.uint64)[0]
+    rows = np.arange(shape[0], dtype=np.uint64)[:, None] << np.uint64(32)
+    z = base + rows + np.arange(shape[1], dtype=np.uint64)[None, :]
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return torch.from_numpy((z >> np.uint64(11)).astype(np.float64) * 2.0**-53)
 
 
 def _pixels_per_image(loader: SegmentationLoader) -> int:

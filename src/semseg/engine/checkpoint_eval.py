@@ -18,9 +18,9 @@ from semseg.data.loading import SegmentationLoader
 from semseg.data.registry import val_split_name
 from semseg.deploy.sources import load_model
 from semseg.engine.bundle import ModelBundle
+from semseg.engine.distributed import current_world, join_world
 from semseg.engine.evaluate import EvalResult, evaluate_model, sample_predictions
 from semseg.engine.inference import InferenceSettings
-from semseg.engine.runtime import resolve_device
 from semseg.errors import SemsegError
 from semseg.files import check_output_file, check_output_folder, write_json
 from semseg.metrics import NAN_RULE, distribution
@@ -70,13 +70,14 @@ def model_on_split(
             f"{source}: model classes {list(classes.names)} differ from the dataset's "
             f"{list(dataset.classes.names)}; evaluate on data with the model's classes"
         )
-    device = resolve_device(config.train.device)
+    world, device = join_world(config.train.device)  # under torchrun: this rank's shard
+    shard = (world.rank, world.size) if world.active else None
     bundle.model.to(device)
     return ModelOnSplit(
         bundle,
         config,
         dataset,
-        make_loader(dataset, config.data, config.eval.batch_size, shuffle=False),
+        make_loader(dataset, config.data, config.eval.batch_size, shuffle=False, shard=shard),
         split or val_split_name(config.data),
         device,
         bundle.inference_settings(config.eval, device),
@@ -141,10 +142,10 @@ def evaluate(
         metrics |= result.boundary.compute()
     metrics["per_image_miou"] = distribution(result.image_miou)
     title = f"{setup.source} on {setup.split}"
-    console.print(class_table(metrics, classes.names, title))
-    console.print(summary_line(metrics))
-    _warn_if_fitted_on(setup)
+    _print_result(setup, metrics, title)
     summary = _summary(setup, metrics)
+    if not current_world().is_main:  # under torchrun rank 0 writes; all hold the result
+        return summary
     write_json(out, summary)
     console.print(f"wrote {out}")
     if report is not None:
@@ -153,7 +154,11 @@ def evaluate(
     return summary
 
 
-def _warn_if_fitted_on(setup: ModelOnSplit) -> None:
+def _print_result(setup: ModelOnSplit, metrics: dict[str, Any], title: str) -> None:
+    """The per-class table, the summary line, and a warning when the class bias was
+    fitted on the split scored."""
+    console.print(class_table(metrics, setup.classes.names, title))
+    console.print(summary_line(metrics))
     fitted_on = (setup.bundle.class_bias_fit or {}).get("split")
     if fitted_on == setup.split:
         console.print(

@@ -6,6 +6,7 @@ waits on the device for logging."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from semseg.console import progress_bar
+from semseg.engine.distributed import World, data_parallel
 from semseg.engine.ema import ModelEMA
 from semseg.engine.precision import autocast, to_model_layout
 from semseg.engine.schedule import LRSchedule
@@ -42,7 +44,9 @@ class TrainingForward(nn.Module):
 @dataclass
 class TrainingStep:
     """What one batch of training does to `model`. `ema`, when set, averages the model's
-    weights after every optimiser step (see ModelEMA)."""
+    weights after every optimiser step (see ModelEMA). Under torchrun (`world` active)
+    the forward pass is DistributedDataParallel's, so backward averages the gradients
+    over the processes; `model` stays the plain network (checkpoints have no `module.`)."""
 
     model: nn.Module
     loss_fn: nn.Module
@@ -55,11 +59,13 @@ class TrainingStep:
     aux_weight: float = 0.0
     ema: ModelEMA | None = None
     compile: bool = False
+    world: World = field(default_factory=World)
     scaler: torch.amp.GradScaler = field(init=False)
     forward: nn.Module = field(init=False)
+    _unsynced: bool = field(init=False, default=False)  # gradients not yet all-reduced
 
     def __post_init__(self) -> None:
-        self.forward = TrainingForward(self.model)
+        self.forward = data_parallel(TrainingForward(self.model), self.world, self.device)
         if self.compile:
             self.forward = torch.compile(self.forward)
         # Loss scaling is needed for fp16 only; bf16 has fp32's exponent range.
@@ -68,19 +74,25 @@ class TrainingStep:
         )
 
     def backward(
-        self, images: torch.Tensor, masks: torch.Tensor
+        self, images: torch.Tensor, masks: torch.Tensor, sync: bool = True
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward and backward of one batch (gradients accumulate); returns the loss
-        and its detached terms."""
+        and its detached terms. `sync=False` (a batch that only accumulates) skips the
+        all-reduce of the gradients under torchrun: the stepping batch does it for all."""
         images = to_model_layout(self.model, images.to(self.device, non_blocking=True))
         masks = masks.to(self.device, non_blocking=True)
-        with autocast(self.device, self.amp_dtype):
-            logits, aux_logits = self.forward(images)
-        loss, terms = self._loss(logits, aux_logits, masks)
-        self.scaler.scale(loss / self.accumulate_steps).backward()
+        no_sync = getattr(self.forward, "no_sync", None)
+        with no_sync() if no_sync is not None and not sync else contextlib.nullcontext():
+            with autocast(self.device, self.amp_dtype):
+                logits, aux_logits = self.forward(images)
+            loss, terms = self._loss(logits, aux_logits, masks)
+            self.scaler.scale(loss / self.accumulate_steps).backward()
+        self._unsynced = no_sync is not None and not sync
         return loss, terms
 
     def optimizer_step(self) -> None:
+        if self._unsynced:  # a group cut short by the budget: average its gradients here
+            self.world.average_gradients(self.model)
         if self.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -129,29 +141,27 @@ def train_one_epoch(
             # validation still ends with a trained, validated final epoch.
             if stop is not None and index > 0 and stop():
                 break
-            loss, terms = step.backward(images, masks)
+            # The group's last batch all-reduces the gradients under torchrun.
+            group_end = (index + 1) % step.accumulate_steps == 0 or index + 1 == batches
+            loss, terms = step.backward(images, masks, sync=group_end)
             first_bad = torch.where(
                 (first_bad < 0) & ~torch.isfinite(loss.detach()), index, first_bad
             )
             # The last batch of an epoch (or of a spent budget) steps with what it has.
-            if (
-                (index + 1) % step.accumulate_steps == 0
-                or index + 1 == batches
-                or (stop is not None and stop())
-            ):
+            if group_end or (stop is not None and stop()):
                 step.optimizer_step()
             for name, value in terms.items():
                 totals[name] = totals.get(name, 0) + value
             images_seen += images.shape[0]
             done = index + 1
             if index % LOG_EVERY == 0:
-                _stop_if_non_finite(first_bad, description, last_good)
+                _stop_if_non_finite(first_bad, step.world, description, last_good)
                 if progress.live.is_started:
                     rate = images_seen / (time.perf_counter() - start)
                     mean = totals["loss"].item() / done
                     progress.update(task, info=f"loss {mean:.4f}  {rate:.1f} img/s")
             progress.advance(task)
-    _stop_if_non_finite(first_bad, description, last_good)
+    _stop_if_non_finite(first_bad, step.world, description, last_good)
     elapsed = time.perf_counter() - start
     means = {name: value.item() / max(1, done) for name, value in totals.items()}
     result = {"train_loss": means.pop("loss")}
@@ -159,11 +169,15 @@ def train_one_epoch(
     return result | {"images_per_s": images_seen / elapsed, "epoch_time_s": elapsed}
 
 
-def _stop_if_non_finite(first_bad: torch.Tensor, description: str, last_good: str) -> None:
-    bad_step = int(first_bad.item())
+def _stop_if_non_finite(
+    first_bad: torch.Tensor, world: World, description: str, last_good: str
+) -> None:
+    """Raise (on every rank at once under torchrun) when a loss so far was not finite."""
+    bad_step = int(world.max(first_bad.item()))
     if bad_step >= 0:
+        where = f" on one of {world.size} processes" if world.active else ""
         raise SemsegError(
-            f"training loss became non-finite at step {bad_step + 1} of {description}; "
+            f"training loss became non-finite at step {bad_step + 1} of {description}{where}; "
             f"stopped, {last_good} is intact; lower optim.lr, set optim.grad_clip or "
             "train.amp=off"
         )

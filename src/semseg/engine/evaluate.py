@@ -1,6 +1,8 @@
 """The evaluation loop: run the inferencer over a loader into one ConfusionMatrix (and,
 for `semseg eval`, boundary metrics), with per-image mIoU. Validation, eval and the
-benchmarks share it."""
+benchmarks share it. Under torchrun each process scores its shard of the loader
+(EvaluationShard: every sample exactly once) and the counts are summed across the
+processes, so every rank holds the result of one process scoring the whole split."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from torch.utils.data import DataLoader
 from semseg.boundary import BoundaryMetrics
 from semseg.console import progress_bar
 from semseg.data.base import SegmentationDataset
+from semseg.data.sampling import EvaluationShard
+from semseg.engine.distributed import World, current_world
 from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.metrics import ConfusionMatrix, per_image_miou
 
@@ -68,10 +72,26 @@ def evaluate_model(
             if boundary is not None:
                 boundary.update(pred, masks)
             progress.advance(task)
-    confusion.all_reduce()
-    mean_loss = (loss_sum / max(1, len(loader))).item() if with_loss else None
     per_image = torch.cat(image_miou).tolist() if image_miou else []
+    batches = len(loader)
+    shard = getattr(loader, "sampler", None)  # any iterable of batches works alone
+    if isinstance(shard, EvaluationShard):
+        world = current_world()
+        confusion.all_reduce()
+        if boundary is not None:
+            boundary.all_reduce()
+        per_image = _in_dataset_order(per_image, shard.indices, world)
+        loss_sum, batches = world.sum(loss_sum.item()), int(world.sum(batches))
+    mean_loss = float(loss_sum / max(1, batches)) if with_loss else None
     return EvalResult(confusion, mean_loss, boundary, per_image)
+
+
+def _in_dataset_order(values: list[float], indices: list[int], world: World) -> list[float]:
+    """Every rank's per-image values of its shard, merged into the dataset's order."""
+    pairs = [
+        pair for part in world.gather(list(zip(indices, values, strict=True))) for pair in part
+    ]
+    return [value for _, value in sorted(pairs)]
 
 
 def sample_predictions(

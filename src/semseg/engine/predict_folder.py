@@ -12,8 +12,9 @@ from PIL import Image
 
 from semseg.console import console, progress_bar
 from semseg.data.io import IMAGE_EXTENSIONS
+from semseg.engine.distributed import join_world
 from semseg.engine.inference import InferenceSettings
-from semseg.engine.predictor import load, to_image_tensor
+from semseg.engine.predictor import Predictor, load, to_image_tensor
 from semseg.errors import SemsegError
 from semseg.files import atomic_write, check_output_folder
 from semseg.viz import overlay
@@ -38,44 +39,54 @@ def predict_folder(
         eval_overrides: eval.* keys replacing the checkpoint's inference settings, e.g.
             `{"flip": True, "scales": [0.75, 1, 1.25]}` or `{"mode": "slide", ...}`.
 
+    Under torchrun the files are split across the processes (every size-th file from
+    the rank on), each process writes its own, and rank 0 prints the total.
+
     Returns:
-        The mask files written, in input order.
+        The mask files written (by this process), in input order.
 
     Raises:
         SemsegError: a missing input, a folder without images, an unreadable image, or
             more classes than a palette PNG holds (256).
     """
     out_dir = check_output_folder(out_dir, "--out")
-    predictor = load(checkpoint, device=device)
+    world, device_used = join_world(device or "auto")
+    predictor = load(checkpoint, device=str(device_used))
     if eval_overrides:
         settings = predictor.config.eval.model_copy(update=eval_overrides)
         amp = predictor.inference.amp_dtype  # the model's own (none for an ONNX file)
         predictor.inference = replace(
             InferenceSettings.from_config(settings, predictor.device), amp_dtype=amp
         )
-    files = expand_inputs([Path(item) for item in inputs])
+    files = expand_inputs([Path(item) for item in inputs])[world.rank :: world.size]
     classes = predictor.classes
     if classes.num_classes > 256:
         raise SemsegError(f"{checkpoint}: {classes.num_classes} classes do not fit a PNG")
-    flat_palette = np.asarray(classes.color_table(), dtype=np.uint8).reshape(-1).tolist()
     written = []
     with progress_bar() as progress:
         task = progress.add_task("predict", total=len(files), info="")
         for path in files:
-            pixels = to_image_tensor(path, max_pixels=predictor.config.data.max_pixels)
-            image = pixels.permute(1, 2, 0).numpy()  # RGB, EXIF applied
-            mask = predictor.predict(image)
-            index_png = Image.fromarray(mask.astype(np.uint8), mode="P")
-            index_png.putpalette(flat_palette)
-            target = out_dir / f"{path.stem}.png"
-            _save_png(index_png, target)
-            written.append(target)
-            if overlays:
-                blended = Image.fromarray(overlay(image, mask, classes))
-                _save_png(blended, out_dir / f"{path.stem}_overlay.png")
+            written.append(_predict_file(predictor, path, out_dir, overlays))
             progress.advance(task)
-    console.print(f"wrote {len(written)} mask(s) to {out_dir}")
+    total = int(world.sum(len(written)))
+    console.print(f"wrote {total} mask(s) to {out_dir}")
     return written
+
+
+def _predict_file(predictor: Predictor, path: Path, out_dir: Path, overlays: bool) -> Path:
+    """OUT/NAME.png (palette PNG of class indices) and OUT/NAME_overlay.png for one image."""
+    pixels = to_image_tensor(path, max_pixels=predictor.config.data.max_pixels)
+    image = pixels.permute(1, 2, 0).numpy()  # RGB, EXIF applied
+    mask = predictor.predict(image)
+    classes = predictor.classes
+    index_png = Image.fromarray(mask.astype(np.uint8), mode="P")
+    index_png.putpalette(np.asarray(classes.color_table(), dtype=np.uint8).reshape(-1).tolist())
+    target = out_dir / f"{path.stem}.png"
+    _save_png(index_png, target)
+    if overlays:
+        blended = Image.fromarray(overlay(image, mask, classes))
+        _save_png(blended, out_dir / f"{path.stem}_overlay.png")
+    return target
 
 
 def _save_png(image: Image.Image, path: Path) -> None:

@@ -19,25 +19,27 @@ from semseg.errors import SemsegError
 from semseg.files import json_safe, write_text_atomic
 
 
-def create_run_dir(config: Config) -> Path:
-    """runs/NAME; without train.name, FORMAT-MODEL with -2, -3, ... if it exists."""
-    output = config.train.output_dir
-    if config.train.name:
-        run_dir = output / config.train.name
-        if run_dir.exists():
-            raise SemsegError(
-                f"{run_dir}: run folder exists; choose another train.name or continue it "
-                f"with --resume {run_dir / 'last.pt'}"
-            )
-    else:
-        stem = f"{config.data.format}-{config.model.name}"
-        run_dir = output / stem
-        number = 2
-        while run_dir.exists():
-            run_dir = output / f"{stem}-{number}"
-            number += 1
+def named_run_dir(config: Config) -> Path:
+    """runs/NAME, or runs/FORMAT-MODEL without train.name."""
+    stem = config.train.name or f"{config.data.format}-{config.model.name}"
+    return config.train.output_dir / stem
+
+
+def create_run_dir(config: Config, reuse: bool = False) -> Path:
+    """runs/NAME; without train.name, FORMAT-MODEL with -2, -3, ... if it exists.
+    `reuse` (train.resume=auto with no last.pt yet): the named folder, existing or not."""
+    run_dir = named_run_dir(config)
+    if config.train.name and run_dir.exists() and not reuse:
+        raise SemsegError(
+            f"{run_dir}: run folder exists; choose another train.name or continue it "
+            f"with --resume {run_dir / 'last.pt'}"
+        )
+    stem, number = run_dir, 2
+    while not config.train.name and run_dir.exists() and not reuse:
+        run_dir = stem.with_name(f"{stem.name}-{number}")
+        number += 1
     try:
-        run_dir.mkdir(parents=True)
+        run_dir.mkdir(parents=True, exist_ok=reuse)
     except OSError as err:
         raise SemsegError(f"{run_dir}: cannot create run folder ({err.strerror})") from None
     return run_dir

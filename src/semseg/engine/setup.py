@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -16,14 +17,16 @@ from semseg.console import console, track
 from semseg.data import SegmentationLoader, input_channels, make_loader, open_split
 from semseg.data.base import SegmentationDataset
 from semseg.data.registry import train_split_name, val_split_name
+from semseg.data.sampling import image_class_pixels
 from semseg.data.stats import auto_class_weights
 from semseg.data.transforms import eval_preset, train_preset
 from semseg.engine.budget import Budget
+from semseg.engine.distributed import World, join_world, sync_batch_norm
 from semseg.engine.ema import ModelEMA
 from semseg.engine.epoch import TrainingStep
 from semseg.engine.inference import InferenceSettings
 from semseg.engine.precision import depthwise_convs_in_fp32, resolve_amp
-from semseg.engine.runtime import resolve_device, seed_everything
+from semseg.engine.runtime import seed_everything
 from semseg.engine.schedule import LRSchedule, build_optimizer
 from semseg.losses import build_loss
 from semseg.models import build_model
@@ -37,6 +40,7 @@ class TrainingRun:
     normalisation filled in); it is what the run folder and checkpoints record."""
 
     config: Config
+    world: World  # this process's place under torchrun (one inactive process without)
     device: torch.device
     classes: ClassSet
     in_channels: int
@@ -50,6 +54,11 @@ class TrainingRun:
     budget: Budget | None
     # eval.* settings: the class-bias fit uses them as they are, validation one pass.
     inference: InferenceSettings
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch (fewer with more processes: each has a shard)."""
+        return -(-len(self.train_loader) // self.config.train.accumulate_steps)
 
     @property
     def model(self) -> nn.Module:
@@ -66,8 +75,9 @@ class TrainingRun:
 
 def build_run(config: Config, resumed: dict[str, Any] | None = None) -> TrainingRun:
     """A run for `config`; `resumed` (a last.pt payload) restores the time budget spent,
-    and the weights come from it later rather than from `model.weights`."""
-    device = resolve_device(config.train.device)
+    and the weights come from it later rather than from `model.weights`. Under torchrun
+    each process builds its own run: same weights (same seed), its shard of the data."""
+    world, device = join_world(config.train.device)
     seed_everything(config.train.seed)
     skip_broken = config.data.on_error == "skip"
     train_set = open_split(config.data, train_split_name(config.data), keep_broken=skip_broken)
@@ -77,22 +87,33 @@ def build_run(config: Config, resumed: dict[str, Any] | None = None) -> Training
     config = with_input_normalization(config, model)
     train_set.transform = train_preset(config.data, classes.ignore_index)
     val_set.transform = eval_preset(config.data)
+    shard = (world.rank, world.size) if world.active else None
     generator = torch.Generator()
     train_loader = make_loader(
-        train_set, config.data, config.data.batch_size, True, generator, config.train.seed
+        train_set,
+        config.data,
+        config.data.batch_size,
+        True,
+        generator,
+        config.train.seed,
+        shard,
+        _shared_class_table(config, train_set, world),
     )
-    budget = _budget(config, resumed)
+    budget = _budget(config, resumed, world)
+    step = _training_step(config, model, train_set, len(train_loader), budget, device, world)
+    _announce(config, world, step)
     return TrainingRun(
         config=config,
+        world=world,
         device=device,
         classes=classes,
         in_channels=in_channels,
         train_set=train_set,
         val_set=val_set,
         train_loader=train_loader,
-        val_loader=make_loader(val_set, config.data, config.eval.batch_size, False),
+        val_loader=make_loader(val_set, config.data, config.eval.batch_size, False, shard=shard),
         generator=generator,
-        step=_training_step(config, model, train_set, len(train_loader), budget, device),
+        step=step,
         budget=budget,
         inference=InferenceSettings.from_config(config.eval, device),
     )
@@ -118,6 +139,8 @@ def _network(
         load_weights_file(model, config.model.weights)
     if config.model.frozen_stages:
         freeze_encoder_stages(model, config.model.frozen_stages)
+    if config.model.sync_bn:
+        model = sync_batch_norm(model, device)
     model.to(device)
     if config.train.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -126,11 +149,41 @@ def _network(
     return model
 
 
-def _budget(config: Config, resumed: dict[str, Any] | None) -> Budget | None:
+def _budget(config: Config, resumed: dict[str, Any] | None, world: World) -> Budget | None:
     if not config.train.time_budget:
         return None
     spent = resumed.get("budget_spent_s", 0.0) if resumed else 0.0
-    return Budget(parse_duration(config.train.time_budget), spent_before=spent)
+    # Under torchrun every rank reads the slowest rank's clock, so all ranks stop at the
+    # same step and schedule the same learning rate.
+    return Budget(parse_duration(config.train.time_budget), spent_before=spent, agree=world.max)
+
+
+def _shared_class_table(
+    config: Config, train_set: SegmentationDataset, world: World
+) -> np.ndarray | None:
+    """data.sampler=rare_class under torchrun: the per-image class pixels, counted once on
+    rank 0 and shared (alone, make_loader counts them itself)."""
+    if config.data.sampler != "rare_class" or not world.active:
+        return None
+    skip = config.data.on_error == "skip"
+    return world.main_computes(
+        lambda: image_class_pixels(
+            train_set, lambda items: track(items, "image class statistics"), skip
+        )
+    )
+
+
+def _announce(config: Config, world: World, step: TrainingStep) -> None:
+    """Under torchrun: the world size, the batch per device and in all, the rate in use."""
+    if not world.active:
+        return
+    per_device = config.data.batch_size
+    global_batch = per_device * world.size * config.train.accumulate_steps
+    console.print(
+        f"torchrun: {world.size} process(es), batch {per_device} per device, global batch "
+        f"{global_batch}; learning rate {step.schedule.optim.lr:.3g} (optim.lr_scaling="
+        f"{config.optim.lr_scaling})"
+    )
 
 
 def _training_step(
@@ -140,13 +193,16 @@ def _training_step(
     batches_per_epoch: int,
     budget: Budget | None,
     device: torch.device,
+    world: World,
 ) -> TrainingStep:
-    loss_fn = build_loss(config.loss, train_set.classes, _auto_class_weights(config, train_set))
-    optimizer = build_optimizer(model, config.optim)
-    steps_per_epoch = -(-batches_per_epoch // config.train.accumulate_steps)  # optimiser steps
+    weights = world.main_computes(lambda: _auto_class_weights(config, train_set))
+    loss_fn = build_loss(config.loss, train_set.classes, weights)
+    optim = _scaled_optim(config, world)
+    optimizer = build_optimizer(model, optim)
+    steps_per_epoch = -(-batches_per_epoch // config.train.accumulate_steps)
     schedule = LRSchedule(
         optimizer,
-        config.optim,
+        optim,
         total_steps=steps_per_epoch * config.train.epochs,
         warmup_steps=round(config.optim.warmup_epochs * steps_per_epoch),
         progress=budget.progress if budget else None,
@@ -163,7 +219,16 @@ def _training_step(
         aux_weight=config.loss.aux_weight,
         ema=ModelEMA(model, config.train.ema_decay) if config.train.ema_decay else None,
         compile=config.train.compile,
+        world=world,
     )
+
+
+def _scaled_optim(config: Config, world: World):
+    """optim.lr_scaling=linear: the learning rate times the number of processes (the
+    global batch over one process's batch); the config keeps the rate as written."""
+    if config.optim.lr_scaling == "none" or not world.active:
+        return config.optim
+    return config.optim.model_copy(update={"lr": config.optim.lr * world.size})
 
 
 def _auto_class_weights(config: Config, train_set: SegmentationDataset) -> list[float] | None:

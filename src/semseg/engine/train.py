@@ -16,10 +16,16 @@ from semseg.data.registry import val_split_name
 from semseg.data.stats import dataset_stats
 from semseg.engine.calibrate import ClassBiasFit, calibrate_checkpoint
 from semseg.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from semseg.engine.distributed import deferred_interrupts, join_world
 from semseg.engine.epoch import train_one_epoch
 from semseg.engine.evaluate import evaluate_model, sample_predictions
-from semseg.engine.rundir import create_run_dir, environment_record, write_metrics_log
-from semseg.engine.runtime import deterministic_mode, epoch_seed, seed_everything
+from semseg.engine.rundir import (
+    create_run_dir,
+    environment_record,
+    named_run_dir,
+    write_metrics_log,
+)
+from semseg.engine.runtime import deterministic_mode, epoch_seed, rank_seed, seed_everything
 from semseg.engine.setup import TrainingRun, build_run
 from semseg.engine.tensorboard import TensorBoardLog
 from semseg.engine.train_state import (
@@ -47,7 +53,7 @@ def train(config: Config, resume: Path | str | None = None) -> TrainResult:
     Args:
         config: the experiment (`semseg.load_config`).
         resume: a run's last.pt: continue that run in its folder, from the epoch after
-            the one saved, exactly as if it had not stopped.
+            the one saved, exactly as if it had not stopped (train.resume=auto finds it).
 
     Returns:
         The run folder, the best validation epoch and its metrics (best.pt holds it).
@@ -61,26 +67,41 @@ def train(config: Config, resume: Path | str | None = None) -> TrainResult:
 
 
 def _train(config: Config, resume: Path | None) -> TrainResult:
-    resumed = _resume_payload(resume) if resume else None
+    world, _ = join_world(config.train.device)  # under torchrun: one process of several
     check_output_folder(config.train.output_dir, "train.output_dir")
+    resume = resume or world.broadcast(_auto_resume(config))
+    resumed = _resume_payload(resume) if resume else None
     run = build_run(config, resumed)  # everything checked; nothing written yet
     state = restore(run, resumed) if resumed else TrainState()
-    run_dir = _open_run_dir(run, state, resume)
+    run_dir = world.main_computes(lambda: _open_run_dir(run, state, resume))
     try:
-        _run_epochs(run, state, run_dir)
+        with deferred_interrupts(world):
+            _run_epochs(run, state, run_dir)
         class_bias = _fit_class_bias(run, run_dir) if config.train.fit_class_bias else None
-        _finish(run, state, run_dir, class_bias)
+        if world.is_main:
+            _finish(run, state, run_dir, class_bias)
     except BaseException as error:
-        _mark_stopped(run, state, run_dir, error)
+        if world.is_main:
+            _mark_stopped(run, state, run_dir, error)
         raise
     return TrainResult(run_dir, state.best_epoch, state.best_metrics)
+
+
+def _auto_resume(config: Config) -> Path | None:
+    """train.resume=auto: the run folder's last.pt when it exists."""
+    if config.train.resume != "auto":
+        return None
+    last = named_run_dir(config) / "last.pt"
+    return last if last.is_file() else None
 
 
 def _run_epochs(run: TrainingRun, state: TrainState, run_dir: Path) -> None:
     """Train, validate when due and save, epoch after epoch, until the last epoch or the
     end of the time budget."""
     config = run.config
-    board = TensorBoardLog(run_dir / "tensorboard") if config.train.tensorboard else None
+    board = None
+    if config.train.tensorboard and run.world.is_main:
+        board = TensorBoardLog(run_dir / "tensorboard")
     for epoch in range(state.epoch, config.train.epochs):
         record = _train_epoch(run, state, epoch, run_dir)
         final = epoch + 1 == config.train.epochs or bool(run.budget and run.budget.exhausted())
@@ -107,9 +128,11 @@ def _open_run_dir(run: TrainingRun, state: TrainState, resume: Path | None) -> P
     the environment record and the metric log so far."""
     if resume is not None:
         run_dir = resume.parent
-        console.print(f"resuming {run_dir} after epoch {state.epoch}{_how_it_stopped(run_dir)}")
+        # The earlier error may hold brackets (gloo's '[.../pair.cc:545]'): not markup.
+        message = f"resuming {run_dir} after epoch {state.epoch}{_how_it_stopped(run_dir)}"
+        console.print(message, markup=False)
     else:
-        run_dir = create_run_dir(run.config)
+        run_dir = create_run_dir(run.config, reuse=run.config.train.resume == "auto")
         console.print(f"run folder: {run_dir}")
     write_text_atomic(run_dir / "config.yaml", run.config.to_yaml())
     write_json(run_dir / "env.json", environment_record(run.device, run.train_set.fingerprint()))
@@ -121,9 +144,9 @@ def _train_epoch(run: TrainingRun, state: TrainState, epoch: int, run_dir: Path)
     """One epoch from its own seed (so a resumed run draws what an uninterrupted one
     would); the epoch's record so far, with the samples skipped as broken."""
     seed = epoch_seed(run.config.train.seed, epoch)
-    seed_everything(seed)
-    run.generator.manual_seed(seed)
-    run.train_loader.dataset.epoch = epoch  # replacements of broken samples draw from it
+    seed_everything(rank_seed(seed, run.world.rank))  # augmentations differ across ranks
+    run.generator.manual_seed(seed)  # the epoch's order: the same on every rank
+    run.train_loader.set_epoch(epoch)
     record = {"epoch": epoch + 1, "lr": run.step.schedule.lr}
     last_good = f"{run_dir / 'last.pt'} (epoch {epoch})" if epoch else "no checkpoint yet"
     record |= train_one_epoch(
@@ -131,13 +154,24 @@ def _train_epoch(run: TrainingRun, state: TrainState, epoch: int, run_dir: Path)
         run.train_loader,
         f"epoch {epoch + 1}/{run.config.train.epochs}",
         last_good,
-        stop=run.budget.exhausted if run.budget else None,
+        stop=lambda: _should_stop(run),
     )
+    if run.world.any(run.world.interrupted):  # every rank stopped at the same step
+        raise KeyboardInterrupt
+    record["images_per_s"] = run.world.sum(record["images_per_s"])  # all processes'
     if run.config.data.on_error == "skip":
-        skipped = run.train_loader.take_skipped()
+        met = run.world.gather(run.train_loader.take_skipped())
+        skipped = [item for part in met for item in part]
         state.skipped |= {item.path: f"{item.kind}: {item.detail}" for item in skipped}
         record["skipped"] = len({item.path for item in skipped})  # broken files met
     return record
+
+
+def _should_stop(run: TrainingRun) -> bool:
+    """Whether the epoch ends here: the budget is spent or (under torchrun) a process was
+    interrupted. Every rank asks at the same steps and gets the same answer."""
+    exhausted = run.budget is not None and run.budget.exhausted()
+    return run.world.any(run.world.interrupted) or exhausted
 
 
 def _validate(run: TrainingRun, state: TrainState, epoch: int, run_dir: Path) -> dict[str, Any]:
@@ -158,7 +192,8 @@ def _validate(run: TrainingRun, state: TrainState, epoch: int, run_dir: Path) ->
     state.last_metrics = metrics
     if state.improved_by(metrics):
         state.best_miou, state.best_epoch, state.best_metrics = metrics["miou"], epoch + 1, metrics
-        save_checkpoint(run_dir / "best.pt", model_checkpoint(run, epoch + 1, metrics))
+        if run.world.is_main:
+            save_checkpoint(run_dir / "best.pt", model_checkpoint(run, epoch + 1, metrics))
     return {
         "val_loss": result.mean_loss,
         "val_miou": metrics["miou"],
@@ -174,9 +209,12 @@ def _end_epoch(
     run_dir: Path,
     board: TensorBoardLog | None,
 ) -> None:
-    """Log the epoch (console, metrics.jsonl, TensorBoard) and save last.pt."""
+    """Log the epoch (console, metrics.jsonl, TensorBoard) and save last.pt (rank 0)."""
     state.epoch = record["epoch"]
     state.history.append(record)
+    state.budget_spent_s = run.budget.spent() if run.budget else 0.0
+    if not run.world.is_main:
+        return
     _print_epoch(record)
     write_metrics_log(run_dir / "metrics.jsonl", state.history)
     if state.skipped:
@@ -189,12 +227,16 @@ def _end_epoch(
 
 def _fit_class_bias(run: TrainingRun, run_dir: Path) -> ClassBiasFit:
     """train.fit_class_bias: fit best.pt's class bias on the validation split, with the
-    eval.* test-time augmentation, and write it into best.pt."""
+    eval.* test-time augmentation, and write it into best.pt. (Under torchrun every rank
+    scores its shard of the split; rank 0 writes.)"""
     best_path = run_dir / "best.pt"
-    training_stats = dataset_stats(
-        run.train_set,
-        lambda items: track(items, "class statistics"),
-        skip_broken=run.config.data.on_error == "skip",
+    run.world.barrier()  # rank 0 has written best.pt
+    training_stats = run.world.main_computes(
+        lambda: dataset_stats(
+            run.train_set,
+            lambda items: track(items, "class statistics"),
+            skip_broken=run.config.data.on_error == "skip",
+        )
     )
     fit = calibrate_checkpoint(
         load_checkpoint(best_path),

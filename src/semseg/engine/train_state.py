@@ -23,6 +23,7 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per epoch
     # Training files skipped as broken (data.on_error=skip): path -> what was wrong.
     skipped: dict[str, str] = field(default_factory=dict)
+    budget_spent_s: float = 0.0  # of train.time_budget, as agreed at the last epoch end
 
     def improved_by(self, metrics: dict[str, Any]) -> bool:
         """Whether validation `metrics` beat the best so far (the first always does)."""
@@ -47,6 +48,7 @@ class TrainState:
             last_metrics=payload["metrics"],
             history=list(payload["history"]),
             skipped=dict(payload.get("skipped", {})),
+            budget_spent_s=payload.get("budget_spent_s", 0.0),
         )
 
 
@@ -70,7 +72,8 @@ def training_checkpoint(run: TrainingRun, state: TrainState) -> dict:
         "optimizer": step.optimizer.state_dict(),
         "schedule": step.schedule.state_dict(),
         "scaler": step.scaler.state_dict(),
-        "budget_spent_s": run.budget.spent() if run.budget else 0.0,
+        "budget_spent_s": state.budget_spent_s,
+        "world_size": run.world.size,
         **state.to_dict(),
     }
     if step.ema is not None:
@@ -84,9 +87,14 @@ def restore(run: TrainingRun, payload: dict[str, Any]) -> TrainState:
     # simply loads the same weights again; with EMA it is the average, saved apart.
     run.model.load_state_dict(payload.get("train_state_dict", payload["state_dict"]))
     run.evaluated.load_state_dict(payload["state_dict"])
-    run.step.optimizer.load_state_dict(payload["optimizer"])
-    run.step.schedule.load_state_dict(payload["schedule"])
-    run.step.scaler.load_state_dict(payload["scaler"])
     state = TrainState.from_checkpoint(payload)
+    run.step.optimizer.load_state_dict(payload["optimizer"])
+    schedule = payload["schedule"]
+    if payload.get("world_size", 1) != run.world.size:
+        # Resumed with another number of processes: epochs hold another number of
+        # steps, so the schedule continues from this world's step count at that epoch.
+        schedule = schedule | {"step_count": state.epoch * run.steps_per_epoch}
+    run.step.schedule.load_state_dict(schedule)
+    run.step.scaler.load_state_dict(payload["scaler"])
     run.train_loader.broken_files.update(state.skipped)  # data.max_skipped counts the run
     return state
