@@ -65,3 +65,20 @@ def test_cuda_evaluation_equals_the_cpus(tmp_path: Path) -> None:
         for device in ("cuda", "cpu")
     }
     assert abs(scores["cuda"] - scores["cpu"]) < 1e-3
+
+
+def test_torchrun_on_cuda_with_bf16_and_sync_bn(tmp_path: Path) -> None:
+    """DDP on NCCL (world size 1, or every visible GPU up to 2) with bf16 and SyncBN, then
+    distributed evaluation equal to one process's."""
+    from test_distributed import TINY, torchrun
+
+    processes = min(2, torch.cuda.device_count())
+    options = [*TINY, "train.device=cuda", "train.amp=bf16", "model.sync_bn=true"]
+    done = torchrun(tmp_path, "train", *options, "train.epochs=2", processes=processes)
+    assert done.returncode == 0, done.stderr[-3000:]
+    best = tmp_path / "runs" / "run" / "best.pt"
+    done = torchrun(tmp_path, "eval", str(best), "--out", "many.json", processes=processes)
+    assert done.returncode == 0, done.stderr[-3000:]
+    alone = semseg.evaluate(best, out=tmp_path / "one.json")
+    many = json.loads((tmp_path / "many.json").read_text())
+    assert many["metrics"]["miou"] == alone["metrics"]["miou"]

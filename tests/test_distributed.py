@@ -60,7 +60,12 @@ def chaos(logits, target, ignore_index=255, weights=None):
 
 
 def torchrun(
-    cwd: Path, *args: str, extra: list[str] = (), env: dict | None = None, timeout: int = 180
+    cwd: Path,
+    *args: str,
+    extra: list[str] = (),
+    env: dict | None = None,
+    timeout: int = 180,
+    processes: int = 2,
 ):
     """`python -m torch.distributed.run --nproc_per_node=2 [extra] -m semseg ARGS` in `cwd`,
     each rank's output in cwd/logs."""
@@ -68,7 +73,7 @@ def torchrun(
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--nproc_per_node=2",
+        f"--nproc_per_node={processes}",
         "--standalone",
         "--log-dir",
         str(cwd / "logs"),
@@ -123,6 +128,26 @@ def test_two_processes_train_and_only_rank_0_writes(two_process_run: Path) -> No
     last = torch.load(cwd / "runs" / "run" / "last.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in last["state_dict"])
     assert last["world_size"] == 2
+
+
+def test_torchrun_with_one_process_trains_exactly_as_a_plain_run(tmp_path: Path) -> None:
+    """Same order, seeds, learning rates and evaluation: the same losses, metrics and
+    weights, bit for bit (CPU)."""
+    options = [*TINY, "train.epochs=2", "model.aux_head=true", "train.accumulate_steps=2"]
+    threads = {"OMP_NUM_THREADS": str(torch.get_num_threads())}  # sums in the same order
+    done = torchrun(tmp_path, "train", *options, processes=1, env=threads)
+    assert done.returncode == 0, done.stderr[-3000:]
+    plain = semseg.train(semseg.load_config(None, [*options, f"train.output_dir={tmp_path}/plain"]))
+    timing = ("images_per_s", "epoch_time_s")
+
+    def untimed(run_dir: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k not in timing} for r in metrics_log(run_dir)]
+
+    assert untimed(tmp_path / "runs" / "run") == untimed(plain.run_dir)
+    launched = torch.load(tmp_path / "runs" / "run" / "best.pt", weights_only=True)
+    alone = torch.load(plain.run_dir / "best.pt", weights_only=True)
+    for name, tensor in alone["state_dict"].items():
+        assert torch.equal(launched["state_dict"][name], tensor), name
 
 
 def test_distributed_evaluation_equals_one_process(two_process_run: Path) -> None:
