@@ -19,8 +19,8 @@ from semseg.config import load_config
 from semseg.engine.checkpoint import model_record, save_checkpoint
 from semseg.engine.inference import InferenceSettings
 from semseg.errors import SemsegError
-from semseg.models import build_model, list_models
-from test_models import TINY
+from semseg.models import build_model
+from test_models import TINY, every_model
 
 onnxruntime = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -69,7 +69,7 @@ def quick_run(tmp_path_factory) -> Path:
     return semseg.train(semseg.load_config(None, overrides)).run_dir / "best.pt"
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", every_model())
 def test_every_model_exports_with_dynamic_size_and_matches_pytorch(
     name: str, tmp_path: Path
 ) -> None:

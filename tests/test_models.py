@@ -30,7 +30,36 @@ TINY = {
     "fpn": {"encoder": "resnet10t", "aux_head": True},
     "lraspp": {"encoder": "tv_mobilenet_v3_small", "aux_head": True},
     "segformer_b0": {"aux_head": True},
+    "segformer_b1": {"base_width": 16},
+    "segformer_b2": {"base_width": 16, "aux_head": True},
+    "segformer_b3": {"base_width": 8},
+    "segformer_b4": {"base_width": 8},
+    "segformer_b5": {"base_width": 8, "aux_head": True},
+    "pspnet": {"encoder": "resnet10t", "base_width": 32, "aux_head": True},
+    "upernet": {"encoder": "resnet10t", "base_width": 32, "aux_head": True},
+    "bisenetv2": {"base_width": 16, "aux_head": True},
+    "fast_scnn": {"base_width": 32, "aux_head": True},
+    "dfanet": {"base_width": 16, "aux_head": True},
+    "espnet": {"base_width": 8, "aux_head": True},
+    "liteseg": {"encoder": "tv_mobilenet_v3_small", "base_width": 32, "aux_head": True},
+    "setr": {"encoder": "vit_tiny_patch16_224", "base_width": 32, "aux_head": True},
+    "setr_mla": {"encoder": "vit_tiny_patch16_224", "base_width": 32},
+    "transunet": {"encoder": "resnet10t", "base_width": 64, "aux_head": True},
+    "swin_unet": {"base_width": 24, "aux_head": True},
 }
+
+
+# SegFormer B2..B5 are B0/B1's code with more blocks; their (slow) exports and trainings
+# run with `pytest -m slow`.
+DEEPER_VARIANTS = {"segformer_b2", "segformer_b3", "segformer_b4", "segformer_b5"}
+
+
+def every_model() -> list:
+    """list_models() as pytest parameters, the deeper variants marked slow."""
+    return [
+        pytest.param(name, marks=pytest.mark.slow) if name in DEEPER_VARIANTS else name
+        for name in list_models()
+    ]
 
 
 def test_tiny_variants_cover_every_registered_model() -> None:
@@ -66,7 +95,7 @@ def test_full_model_forward_backward_on_odd_sizes(name: str) -> None:
     assert single.shape == (1, 3, 97, 131) and torch.isfinite(single).all()
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", every_model())
 def test_tiny_model_contracts(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_model(name, num_classes=4, **TINY[name])
@@ -222,7 +251,7 @@ def _random_guess_miou(support: list[int]) -> float:
     return float(np.mean([n / (total + n * (classes - 1)) for n in support]))
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", every_model())
 def test_two_epochs_on_shapes_beat_chance(name: str, tmp_path: Path) -> None:
     config = semseg.load_config(
         None,

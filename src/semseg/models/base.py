@@ -80,13 +80,14 @@ class SegmentationModel(nn.Module):
 
 
 def conv_bn_relu(
-    in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1
+    in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1, stride: int = 1
 ) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(
             in_channels,
             out_channels,
             kernel_size,
+            stride=stride,
             padding=dilation * (kernel_size // 2),
             dilation=dilation,
             bias=False,
@@ -115,6 +116,26 @@ def crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     rows = torch.arange(height, device=x.device)
     columns = torch.arange(width, device=x.device)
     return x.index_select(-2, rows).index_select(-1, columns)
+
+
+def adaptive_avg_pool(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """`F.adaptive_avg_pool2d(x, bins)` (the same bins, equal to rounding) as two small
+    matrix products. Written so because exported graphs with dynamic sizes get adaptive
+    pooling wrong (onnxruntime: out-of-bounds Gather for most sizes); this form exports."""
+    rows = _bin_average(x.shape[-2], bins, x)
+    columns = _bin_average(x.shape[-1], bins, x)
+    return torch.einsum("ih,nchw,jw->ncij", rows, x, columns)
+
+
+def _bin_average(size: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """bins x size: row i averages positions floor(i size / bins) .. ceil((i+1) size / bins)."""
+    positions = torch.arange(size, device=like.device)
+    index = torch.arange(bins, device=like.device)
+    starts = index * size // bins
+    ends = ((index + 1) * size + bins - 1) // bins
+    inside = (positions[None] >= starts[:, None]) & (positions[None] < ends[:, None])
+    inside = inside.to(like.dtype)
+    return inside / inside.sum(1, keepdim=True)
 
 
 def symbolic(*sizes: int | torch.SymInt) -> bool:

@@ -50,9 +50,12 @@ class Encoder(nn.Module):
 
 
 class TimmEncoder(Encoder):
-    def __init__(self, name: str, in_channels: int, pretrained: bool, output_stride: int) -> None:
+    def __init__(
+        self, name: str, in_channels: int, pretrained: bool, output_stride: int, **options
+    ) -> None:
         super().__init__()
-        options = {"output_stride": output_stride} if output_stride != 32 else {}
+        if output_stride != 32:
+            options["output_stride"] = output_stride
         self.model = create_timm_features(name, in_channels, pretrained, **options)
         self.out_channels = list(self.model.feature_info.channels())
         self.reductions = list(self.model.feature_info.reduction())
@@ -195,17 +198,35 @@ TORCHVISION_ENCODERS: dict[str, Callable[[int, bool, int], Encoder]] = {
 
 
 def build_encoder(
-    name: str, in_channels: int = 3, pretrained: bool = False, output_stride: int = 32
+    name: str,
+    in_channels: int = 3,
+    pretrained: bool = False,
+    output_stride: int = 32,
+    max_reduction: int | None = None,
 ) -> Encoder:
+    """The encoder `name`; `max_reduction` keeps only the stages up to that stride (the
+    deeper ones are not built, so no parameter goes without a gradient)."""
     if name in TORCHVISION_ENCODERS:
-        return TORCHVISION_ENCODERS[name](in_channels, pretrained, output_stride)
+        encoder = TORCHVISION_ENCODERS[name](in_channels, pretrained, output_stride)
+        if max_reduction is not None:
+            kept = sum(r <= max_reduction for r in encoder.reductions)
+            encoder.stages = encoder.stages[:kept]
+            encoder.out_channels = encoder.out_channels[:kept]
+            encoder.reductions = encoder.reductions[:kept]
+        return encoder
     if name.startswith("tv_") or not timm.is_model(name):
         known = ", ".join(TORCHVISION_ENCODERS)
         raise SemsegError(
             f"config key 'model.encoder': unknown encoder {name!r}; use a timm model name "
             f"(timm.list_models()) or one of {known}"
         )
-    return TimmEncoder(name, in_channels, pretrained, output_stride)
+    encoder = TimmEncoder(name, in_channels, pretrained, output_stride)
+    if max_reduction is not None and max(encoder.reductions) > max_reduction:
+        kept = sum(r <= max_reduction for r in encoder.reductions)
+        # timm builds a features model only up to its last requested feature.
+        options = {"out_indices": tuple(range(kept))}
+        encoder = TimmEncoder(name, in_channels, pretrained, output_stride, **options)
+    return encoder
 
 
 def freeze_encoder_stages(model: nn.Module, stages: int) -> None:

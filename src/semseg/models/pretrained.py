@@ -93,14 +93,17 @@ def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
 def create_timm_features(name: str, in_channels: int, pretrained: bool, **options: Any):
     """timm `features_only` model; ImageNet weights from a local package when there is
     one, else through timm's download."""
+    return create_timm_model(name, in_channels, pretrained, features_only=True, **options)
+
+
+def create_timm_model(name: str, in_channels: int, pretrained: bool, **options: Any):
+    """A timm model (`options` go to timm.create_model); weights as create_timm_features."""
     local = LOCAL_ENCODER_WEIGHTS.get(name) if pretrained else None
     download = pretrained and local is None
     if download and not _hub_reachable():
         raise _offline_error(f"timm {name}", ConnectionError("huggingface.co is unreachable"))
     try:
-        model = timm.create_model(
-            name, features_only=True, pretrained=download, in_chans=in_channels, **options
-        )
+        model = timm.create_model(name, pretrained=download, in_chans=in_channels, **options)
     except (TypeError, ValueError, RuntimeError) as err:
         if download and not isinstance(err, (TypeError, ValueError)):
             raise _offline_error(f"timm {name}", err) from None

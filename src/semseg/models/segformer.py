@@ -1,4 +1,4 @@
-"""SegFormer (Xie et al., 2021) with the MiT-B0 encoder.
+"""SegFormer (Xie et al., 2021) with the MiT-B0..B5 encoders.
 
 Mix Transformer: four stages of overlapping patch embeddings (7x7 stride 4, then 3x3
 stride 2) and transformer blocks whose attention reads keys and values from a
@@ -8,6 +8,8 @@ projects each stage to 256 channels, upsamples them to stride 4, fuses, and clas
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -157,21 +159,49 @@ class SegFormer(SegmentationModel):
         return Decoded(logits, features[-2])
 
 
-@register_model
-def segformer_b0(
-    num_classes: int, in_channels: int = 3, pretrained: bool = False, aux_head: bool = False
-) -> SegFormer:
-    """SegFormer-B0: MiT-B0 transformer encoder with the all-MLP decoder."""
-    if pretrained:
-        raise SemsegError(
-            "config key 'model.pretrained': semseg ships no MiT-B0 ImageNet "
-            "weights; load a file with model.weights=PATH"
+# MiT-B0..B5 (the paper's Table 6): stage widths, blocks per stage, decoder width.
+MIT_VARIANTS = {
+    "b0": ((32, 64, 160, 256), (2, 2, 2, 2), 256),
+    "b1": ((64, 128, 320, 512), (2, 2, 2, 2), 256),
+    "b2": ((64, 128, 320, 512), (3, 4, 6, 3), 768),
+    "b3": ((64, 128, 320, 512), (3, 4, 18, 3), 768),
+    "b4": ((64, 128, 320, 512), (3, 8, 27, 3), 768),
+    "b5": ((64, 128, 320, 512), (3, 6, 40, 3), 768),
+}
+
+
+def _segformer(variant: str):
+    dims, depths, decoder_width = MIT_VARIANTS[variant]
+
+    def build(
+        num_classes: int,
+        in_channels: int = 3,
+        pretrained: bool = False,
+        aux_head: bool = False,
+        base_width: int | None = None,
+    ) -> SegFormer:
+        if pretrained:
+            raise SemsegError(
+                f"config key 'model.pretrained': semseg ships no MiT-{variant.upper()} "
+                "ImageNet weights; load a file with model.weights=PATH"
+            )
+        # base_width scales every stage (the first stage's width), e.g. for small tests.
+        scale = (base_width or dims[0]) / dims[0]
+        widths = tuple(max(8, round(d * scale / 8) * 8) for d in dims)
+        heads = tuple(math.gcd(h, w) for h, w in zip((1, 2, 5, 8), widths, strict=True))
+        encoder = MixTransformer(
+            in_channels, dims=widths, heads=heads, depths=depths, reductions=(8, 4, 2, 1)
         )
-    encoder = MixTransformer(
-        in_channels,
-        dims=(32, 64, 160, 256),
-        heads=(1, 2, 5, 8),
-        depths=(2, 2, 2, 2),
-        reductions=(8, 4, 2, 1),
+        width = max(16, round(decoder_width * scale))
+        return SegFormer(num_classes, in_channels, encoder, aux_head, decoder_width=width)
+
+    build.__name__ = f"segformer_{variant}"
+    build.__doc__ = (
+        f"SegFormer-{variant.upper()}: MiT-{variant.upper()} transformer encoder (stage "
+        f"widths {dims}, {sum(depths)} blocks) with the all-MLP decoder ({decoder_width})."
     )
-    return SegFormer(num_classes, in_channels, encoder, aux_head=aux_head)
+    return build
+
+
+for _variant in MIT_VARIANTS:
+    register_model(_segformer(_variant))
