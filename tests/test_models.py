@@ -301,3 +301,24 @@ def test_encoders_state_the_normalisation_their_weights_expect() -> None:
     assert build_encoder("tv_resnet18").normalization == imagenet  # torchvision weights
     assert build_model("lraspp", 2, encoder="tv_mobilenet_v3_small").normalization == imagenet
     assert build_model("unet_small", 2).normalization is None  # from scratch: any will do
+
+
+@pytest.mark.parametrize("encoder", ["tv_resnet50", "resnet50"])
+def test_multi_grid_sets_the_last_stage_rates(encoder: str) -> None:
+    model = build_model("deeplabv3plus", num_classes=3, encoder=encoder, multi_grid=[1, 2, 4])
+    convs = [block.conv2 for block in model.encoder.last_stage().children()][:3]
+    unit = 2  # output stride 16: the last stage is dilated by 2
+    assert [conv.dilation[0] for conv in convs] == [unit, 2 * unit, 4 * unit]
+    assert [conv.padding[0] for conv in convs] == [unit, 2 * unit, 4 * unit]
+    assert model.eval()(torch.randn(1, 3, 64, 80)).shape == (1, 3, 64, 80)
+    plain = build_model("deeplabv3plus", num_classes=3, encoder=encoder)
+    assert plain.state_dict().keys() == model.state_dict().keys()  # same weights, rates only
+
+
+def test_multi_grid_errors_name_the_key() -> None:
+    with pytest.raises(SemsegError, match="'model.multi_grid': 2 rates for the 3 blocks"):
+        build_model("deeplabv3", num_classes=3, encoder="tv_resnet50", multi_grid=[1, 2])
+    with pytest.raises(SemsegError, match="'model.multi_grid': needs a ResNet-style encoder"):
+        build_model("deeplabv3plus", num_classes=3, encoder="efficientnet_lite0", multi_grid=[1])
+    with pytest.raises(SemsegError, match="'model.multi_grid': model 'unet' has no such"):
+        semseg.train(semseg.load_config(None, ["model.name=unet", "model.multi_grid=[1,2,4]"]))

@@ -198,6 +198,11 @@ class ModelConfig(_Section):
     frozen_stages: int = Field(
         0, ge=0, description="encoder stages (from the stem) kept at their pretrained weights"
     )
+    multi_grid: list[PositiveInt] | None = Field(
+        None,
+        description="deeplabv3/deeplabv3plus: rates of the last encoder stage's blocks, "
+        "times the stage's dilation (DeepLabv3's multi-grid, e.g. [1, 2, 4])",
+    )
     sync_bn: bool = Field(
         False,
         description="under torchrun on CUDA: BatchNorm statistics over the global batch "
@@ -213,6 +218,7 @@ class ModelConfig(_Section):
             "aux_head": self.aux_head or None,
             "base_width": self.base_width,
             "decoder_widths": self.decoder_widths,
+            "multi_grid": self.multi_grid,
         }
 
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from semseg.models.base import AuxiliaryHead, Decoded, SegmentationModel, conv_bn_relu, resize_to
-from semseg.models.encoders import build_encoder
+from semseg.models.encoders import apply_multi_grid, build_encoder
 from semseg.models.registry import register_model
 
 
@@ -47,9 +47,12 @@ class DeepLab(SegmentationModel):
         plus: bool,
         pretrained: bool,
         aux_head: bool,
+        multi_grid: list[int] | None = None,
     ) -> None:
         super().__init__()
         self.encoder = build_encoder(encoder, in_channels, pretrained, output_stride)
+        if multi_grid:
+            apply_multi_grid(self.encoder, multi_grid)
         self.normalization = self.encoder.normalization
         self.size_divisor = 32
         self.plus = plus
@@ -83,8 +86,10 @@ def deeplabv3(
     output_stride: int = 8,
     pretrained: bool = False,
     aux_head: bool = False,
+    multi_grid: list[int] | None = None,
 ) -> DeepLab:
-    """DeepLabV3: ASPP with image pooling on a dilated ResNet-50 (output stride 8)."""
+    """DeepLabV3: ASPP with image pooling on a dilated ResNet-50 (output stride 8);
+    `multi_grid` (e.g. [1, 2, 4]) sets the last stage's block rates."""
     return DeepLab(
         num_classes,
         in_channels,
@@ -93,6 +98,7 @@ def deeplabv3(
         plus=False,
         pretrained=pretrained,
         aux_head=aux_head,
+        multi_grid=multi_grid,
     )
 
 
@@ -104,8 +110,10 @@ def deeplabv3plus(
     output_stride: int = 16,
     pretrained: bool = False,
     aux_head: bool = False,
+    multi_grid: list[int] | None = None,
 ) -> DeepLab:
-    """DeepLabV3+: ASPP at output stride 16 plus a decoder fusing stride-4 features."""
+    """DeepLabV3+: ASPP at output stride 16 plus a decoder fusing stride-4 features;
+    `multi_grid` as for deeplabv3."""
     return DeepLab(
         num_classes,
         in_channels,
@@ -114,4 +122,5 @@ def deeplabv3plus(
         plus=True,
         pretrained=pretrained,
         aux_head=aux_head,
+        multi_grid=multi_grid,
     )

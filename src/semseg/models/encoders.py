@@ -36,6 +36,10 @@ class Encoder(nn.Module):
         """The parameters that compute the first `stages` features (stem included)."""
         raise NotImplementedError
 
+    def last_stage(self) -> nn.Module:
+        """The module that computes the deepest feature."""
+        raise NotImplementedError
+
     def freeze_stages(self, stages: int) -> None:
         """Keep the first `stages` stages at their (pretrained) weights: no gradients, so
         backward stops above them, which saves the costly high-resolution part of the
@@ -65,6 +69,9 @@ class TimmEncoder(Encoder):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.model(x)
+
+    def last_stage(self) -> nn.Module:
+        return self.model.get_submodule(self.model.feature_info.module_name()[-1])
 
     def stage_parameters(self, stages: int) -> list[nn.Parameter]:
         if stages == 0:
@@ -97,6 +104,9 @@ class _StagedEncoder(Encoder):
 
     def stage_parameters(self, stages: int) -> list[nn.Parameter]:
         return [p for stage in self.stages[:stages] for p in stage.parameters()]
+
+    def last_stage(self) -> nn.Module:
+        return self.stages[-1]
 
 
 def _adapt_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
@@ -227,6 +237,29 @@ def build_encoder(
         options = {"out_indices": tuple(range(kept))}
         encoder = TimmEncoder(name, in_channels, pretrained, output_stride, **options)
     return encoder
+
+
+def apply_multi_grid(encoder: Encoder, grid: list[int]) -> None:
+    """DeepLabv3's multi-grid: the residual blocks of the encoder's last stage dilate
+    their 3x3 conv by the stage's rate times grid[i] (e.g. [1, 2, 4]: rates 2, 4, 8 at
+    output stride 16). The weights stay; only the sampling of the conv changes."""
+    stage = encoder.last_stage()
+    blocks = [b for b in stage.children() if isinstance(getattr(b, "conv2", None), nn.Conv2d)]
+    if not blocks:
+        raise SemsegError(
+            "config key 'model.multi_grid': needs a ResNet-style encoder (residual blocks "
+            "with a 3x3 conv2), e.g. tv_resnet50 or a timm resnet; remove the key"
+        )
+    if len(grid) != len(blocks):
+        raise SemsegError(
+            f"config key 'model.multi_grid': {len(grid)} rates for the {len(blocks)} blocks "
+            f"of the encoder's last stage; give {len(blocks)}, e.g. {[1, 2, 4][: len(blocks)]}"
+        )
+    unit = max(block.conv2.dilation[0] for block in blocks)
+    for block, rate in zip(blocks, grid, strict=True):
+        conv = block.conv2
+        conv.dilation = (unit * rate, unit * rate)
+        conv.padding = (unit * rate * (conv.kernel_size[0] // 2),) * 2
 
 
 def freeze_encoder_stages(model: nn.Module, stages: int) -> None:
