@@ -14,6 +14,7 @@ import yaml
 from PIL import Image
 
 import semseg
+from conftest import TINY_OVERRIDES
 from semseg.boundary import BoundaryMetrics
 from semseg.config import EvalConfig
 from semseg.engine.evaluate import evaluate_model
@@ -348,3 +349,26 @@ def test_predict_uses_the_chosen_inference_mode(evaluated_run, run_cli, tmp_path
     assert code == 0 and (tmp_path / "out" / "photo.png").exists()
     code, _, err = run_cli("predict", run_dir / "best.pt", path, "--scales", "big")
     assert code == 2 and "--scales 'big'" in err
+
+
+@pytest.mark.parametrize("faster", [None, torch.bfloat16])
+def test_eval_amp_auto_takes_the_faster_precision(
+    faster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a CPU with bf16 units `eval.amp=auto` times both precisions for the model and
+    keeps the faster (the timer is replaced: which one wins depends on the machine)."""
+    from semseg.engine import precision
+    from semseg.engine.bundle import bundle_from_checkpoint
+
+    monkeypatch.setattr(
+        precision, "_seconds_per_forward", lambda m, i, dtype, r: 1.0 if dtype == faster else 2.0
+    )
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    config = semseg.load_config(
+        None, [*TINY_OVERRIDES, "train.epochs=1", f"train.output_dir={tmp_path}"]
+    )
+    bundle = bundle_from_checkpoint(semseg.train(config).run_dir / "best.pt")
+    settings = bundle.inference_settings(bundle.config.eval, torch.device("cpu"))
+    assert settings.amp_dtype == faster
+    forced = bundle.config.eval.model_copy(update={"amp": "bf16"})
+    assert bundle.inference_settings(forced, torch.device("cpu")).amp_dtype == torch.bfloat16

@@ -14,6 +14,7 @@ from torch import nn
 
 from semseg.classes import ClassSet
 from semseg.config import Config, EvalConfig
+from semseg.data import input_channels
 from semseg.engine.checkpoint import (
     checkpoint_classes,
     checkpoint_config,
@@ -21,6 +22,7 @@ from semseg.engine.checkpoint import (
     model_from_checkpoint,
 )
 from semseg.engine.inference import InferenceSettings
+from semseg.engine.precision import faster_inference_dtype
 
 
 @dataclass
@@ -40,9 +42,19 @@ class ModelBundle:
         self, eval_config: EvalConfig, device: torch.device
     ) -> InferenceSettings:
         """The eval.* settings for this model; an ONNX file runs in its own precision
-        (onnxruntime, fp32), so no autocast is claimed for it."""
+        (onnxruntime, fp32), so no autocast is claimed for it. `eval.amp=auto` on a CPU
+        with bf16 units takes bf16 or fp32 by which one is faster for this model."""
         settings = InferenceSettings.from_config(eval_config, device)
-        return replace(settings, amp_dtype=None) if self.kind == "onnx" else settings
+        if self.kind == "onnx":
+            return replace(settings, amp_dtype=None)
+        if (
+            eval_config.amp == "auto"
+            and settings.amp_dtype == torch.bfloat16
+            and device.type == "cpu"
+        ):
+            dtype = faster_inference_dtype(self.model, device, input_channels(self.config.data))
+            return replace(settings, amp_dtype=dtype)
+        return settings
 
 
 def bundle_from_checkpoint(path: Path | str) -> ModelBundle:
