@@ -368,8 +368,27 @@ class EvalConfig(_Section):
     boundary_metrics: bool = Field(
         True, description="semseg eval: boundary F1/IoU (~0.12 s per 360x480 image on 2 cores)"
     )
+    crf: bool = Field(
+        False,
+        description="eval/predict: refine the scores with a local-window dense CRF "
+        "(mean field, appearance + smoothness kernels; engine/crf.py)",
+    )
+    crf_iterations: int = Field(5, ge=0, description="CRF mean-field iterations")
+    crf_window: int = Field(7, ge=3, description="CRF window side in pixels (odd)")
+    crf_appearance_weight: float = Field(10.0, ge=0, description="CRF appearance kernel weight")
+    crf_appearance_xy: float = Field(80.0, gt=0, description="CRF appearance theta, pixels")
+    crf_appearance_rgb: float = Field(13.0, gt=0, description="CRF appearance theta, 0..255")
+    crf_smoothness_weight: float = Field(3.0, ge=0, description="CRF smoothness kernel weight")
+    crf_smoothness_xy: float = Field(3.0, gt=0, description="CRF smoothness theta, pixels")
 
     _amp_off = field_validator("amp", mode="before")(_off_is_not_false)
+
+    @field_validator("crf_window")
+    @classmethod
+    def _odd_window(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("must be odd (the pixel sits in the middle), e.g. 7")
+        return value
 
     @field_validator("scales")
     @classmethod

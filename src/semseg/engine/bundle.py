@@ -44,7 +44,9 @@ class ModelBundle:
         """The eval.* settings for this model; an ONNX file runs in its own precision
         (onnxruntime, fp32), so no autocast is claimed for it. `eval.amp=auto` on a CPU
         with bf16 units takes bf16 or fp32 by which one is faster for this model."""
-        settings = InferenceSettings.from_config(eval_config, device)
+        settings = InferenceSettings.from_config(
+            eval_config, device, self.config.data.normalization()
+        )
         if self.kind == "onnx":
             return replace(settings, amp_dtype=None)
         if (

@@ -120,6 +120,8 @@ def calibrate_checkpoint(
     (atomically; may be the same path)."""
     model = model_from_checkpoint(payload, checkpoint).to(device)
     model.set_class_bias(None)
+    # The bias is added to the logits, before any CRF: it is fitted on scores without one.
+    settings = replace(settings, crf=None)
     classes = checkpoint_classes(payload)
     scores, labels = sample_scores(
         model, loader, classes.num_classes, classes.ignore_index, device, settings

@@ -15,7 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from semseg.config import EvalConfig
+from semseg.engine.crf import CRFSettings, crf_refine
 from semseg.engine.precision import autocast, dtype_name, resolve_amp, to_model_layout
+
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 @dataclass(frozen=True)
@@ -27,10 +30,16 @@ class InferenceSettings:
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
     amp_dtype: torch.dtype | None = None  # autocast dtype of the forward passes
+    crf: CRFSettings | None = None  # CRF refinement of the scores (eval.crf)
+    # The images' (mean, std): the CRF compares colours, so it undoes the normalisation.
+    normalization: Normalization | None = None
 
     @classmethod
     def from_config(
-        cls, config: EvalConfig, device: torch.device | None = None
+        cls,
+        config: EvalConfig,
+        device: torch.device | None = None,
+        normalization: Normalization | None = None,
     ) -> InferenceSettings:
         tile_batch = config.tile_batch
         if tile_batch == "auto":
@@ -45,6 +54,8 @@ class InferenceSettings:
             tuple(config.scales),
             config.flip,
             resolve_amp(config.amp, device or torch.device("cpu"), key="eval.amp"),
+            _crf_settings(config) if config.crf else None,
+            normalization,
         )
 
     def describe(self) -> str:
@@ -60,6 +71,8 @@ class InferenceSettings:
             text += f", scales {list(self.scales)}"
         if self.flip:
             text += ", horizontal flip"
+        if self.crf is not None:
+            text += f", {self.crf.describe()}"
         return text + (f", {dtype_name(self.amp_dtype)}" if self.amp_dtype else "")
 
     @property
@@ -67,8 +80,20 @@ class InferenceSettings:
         return self.flip or self.scales != (1.0,)
 
     def single_pass(self) -> InferenceSettings:
-        """The same mode and precision without test-time augmentation."""
-        return replace(self, scales=(1.0,), flip=False)
+        """The same mode and precision without test-time augmentation (nor CRF)."""
+        return replace(self, scales=(1.0,), flip=False, crf=None)
+
+
+def _crf_settings(config: EvalConfig) -> CRFSettings:
+    return CRFSettings(
+        iterations=config.crf_iterations,
+        window=config.crf_window,
+        appearance_weight=config.crf_appearance_weight,
+        appearance_xy=config.crf_appearance_xy,
+        appearance_rgb=config.crf_appearance_rgb,
+        smoothness_weight=config.crf_smoothness_weight,
+        smoothness_xy=config.crf_smoothness_xy,
+    )
 
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
@@ -89,8 +114,20 @@ def predict_logits(
 
     Log space, not probabilities, so that offsets added to the model's logits (the class
     bias) shift the scores by exactly those offsets plus a per-pixel constant: a bias
-    fitted on these scores then picks the same classes once it sits in the model."""
+    fitted on these scores then picks the same classes once it sits in the model. With
+    `settings.crf` the scores are the CRF's log-probabilities."""
     settings = settings or InferenceSettings()
+    scores = _augmented(model, images, settings)
+    if settings.crf is None:
+        return scores
+    mean, std = settings.normalization or ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    mean = images.new_tensor(mean).view(1, -1, 1, 1)
+    std = images.new_tensor(std).view(1, -1, 1, 1)
+    return crf_refine(scores, (images * std + mean) * 255, settings.crf)
+
+
+def _augmented(model: nn.Module, images: torch.Tensor, settings: InferenceSettings):
+    """One pass, or the mean log-probabilities of the test-time variants."""
     if not settings.augmented:
         return _single_pass(model, images, settings)
     height, width = images.shape[-2:]

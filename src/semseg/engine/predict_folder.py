@@ -56,7 +56,10 @@ def predict_folder(
         settings = predictor.config.eval.model_copy(update=eval_overrides)
         amp = predictor.inference.amp_dtype  # the model's own (none for an ONNX file)
         predictor.inference = replace(
-            InferenceSettings.from_config(settings, predictor.device), amp_dtype=amp
+            InferenceSettings.from_config(
+                settings, predictor.device, predictor.config.data.normalization()
+            ),
+            amp_dtype=amp,
         )
     files = expand_inputs([Path(item) for item in inputs])[world.rank :: world.size]
     classes = predictor.classes

@@ -36,7 +36,9 @@ class Predictor:
         self.classes = classes
         self.config = config
         self.device = device
-        self.inference = inference or InferenceSettings.from_config(config.eval, device)
+        self.inference = inference or InferenceSettings.from_config(
+            config.eval, device, config.data.normalization()
+        )
         self._preprocess = eval_preset(config.data)
 
     def predict(

@@ -115,7 +115,7 @@ def build_run(config: Config, resumed: dict[str, Any] | None = None) -> Training
         generator=generator,
         step=step,
         budget=budget,
-        inference=InferenceSettings.from_config(config.eval, device),
+        inference=InferenceSettings.from_config(config.eval, device, config.data.normalization()),
     )
 
 
