@@ -1,5 +1,6 @@
 """UPerNet (Xiao et al., "Unified Perceptual Parsing", 2018), as mmsegmentation pairs it
-with ConvNeXt and Swin: pyramid pooling on the deepest feature, an FPN over the encoder's
+with ConvNeXt (timm's Swin encoders return NHWC maps for a fixed input size, so they are
+not usable here yet): pyramid pooling on the deepest feature, an FPN over the encoder's
 stride-4..32 features (lateral 1x1, top-down sums, 3x3 convs), every level upsampled to
 stride 4, concatenated, fused by a 3x3 conv and classified.
 """
@@ -60,6 +61,6 @@ def upernet(
     aux_head: bool = False,
     base_width: int = 512,
 ) -> UPerNet:
-    """UPerNet: pyramid pooling + FPN fusion on a pyramid encoder (ConvNeXt-T; Swin and
-    any timm/torchvision pyramid work)."""
+    """UPerNet: pyramid pooling + FPN fusion on a pyramid encoder (ConvNeXt-T; any
+    timm/torchvision encoder with stride-4..32 NCHW features)."""
     return UPerNet(num_classes, in_channels, encoder, pretrained, aux_head, base_width)

@@ -1,0 +1,168 @@
+"""Every registered model on one accuracy-speed chart: each trained with the same time
+budget on the same data (CamVid by default, the recipe's data pipeline, loss and class
+bias), scored one pass on the test split, and timed one pass at 360x480, batch 1 on
+this CPU next to torchvision's lraspp_mobilenet_v3_large in fp32 (the reference the
+real-time goal is stated against). Writes RESULTS.json (one entry per model, kept
+between runs: a rerun trains only the models missing), RESULTS.md (the table) and
+RESULTS.png (test mIoU against images/s).
+
+    python benchmarks/model_zoo.py --budget 10m --out benchmarks/zoo
+    python benchmarks/model_zoo.py --models lraspp,bisenetv2 --budget 2m --out /tmp/zoo
+    python benchmarks/model_zoo.py -c configs/quickstart.yaml --split val --budget 20s \\
+        --models unet_small,fast_scnn --out /tmp/zoo-shapes      # a quick try, no CamVid
+
+Models that take an encoder get the ImageNet EfficientNet-Lite0 (the one pretrained
+encoder available offline) and the recipe's 0.3x encoder rate; the others (FCN, SegNet,
+U-Net, the real-time from-scratch family, SegFormer, Swin-Unet) train from scratch;
+SETR keeps its ViT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+
+import semseg  # noqa: E402
+from semseg.data import train_dataset  # noqa: E402
+from semseg.engine.precision import cpu_has_fast_bf16, faster_inference_dtype  # noqa: E402
+from semseg.engine.profile import count_flops, count_parameters, measure_latency  # noqa: E402
+from semseg.models import build_model, list_models  # noqa: E402
+from semseg.models.registry import MODELS  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = (360, 480)
+
+
+def model_overrides(name: str) -> list[str]:
+    """The same encoder for every encoder-based model (see the module docstring)."""
+    parameters = inspect.signature(MODELS.get(name).function).parameters
+    if "encoder" not in parameters or name.startswith("setr"):
+        return [f"model.name={name}", "model.pretrained=false", "optim.encoder_lr_scale=1.0"]
+    return [f"model.name={name}", "model.encoder=efficientnet_lite0", "model.pretrained=true"]
+
+
+def train_and_score(name: str, args: argparse.Namespace, classes: int) -> dict:
+    overrides = [
+        *args.set,
+        *model_overrides(name),
+        f"train.time_budget={args.budget}",
+        "train.name=zoo",
+        "model.frozen_stages=0",
+        "model.decoder_widths=null",
+    ]
+    with tempfile.TemporaryDirectory() as runs:
+        config = semseg.load_config(args.config, [*overrides, f"train.output_dir={runs}"])
+        result = semseg.train(config)
+        history = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
+        summary = semseg.evaluate(
+            result.run_dir / "best.pt",
+            split=args.split,
+            overrides=["eval.scales=[1.0]", "eval.flip=false", "eval.boundary_metrics=false"],
+            out=Path(runs) / "eval.json",
+        )
+    model = build_model(name, classes, **config.model.builder_options())
+    flops = count_flops(model, *SIZE)
+    # The precision eval.amp=auto picks for this model here (bf16 or fp32: the faster).
+    model.to(memory_format=torch.channels_last)
+    dtype = faster_inference_dtype(model, torch.device("cpu")) if cpu_has_fast_bf16() else None
+    latency = min(measure_latency(model, *SIZE, repeats=5, amp_dtype=dtype) for _ in range(2))
+    return {
+        "model": name,
+        "encoder": config.model.encoder,
+        "epochs": len(history),
+        "miou": round(100 * summary["metrics"]["miou"], 2),
+        "params_m": round(count_parameters(model) / 1e6, 2),
+        "gflops": round(flops / 1e9, 1),
+        "images_per_s": round(1 / latency, 2),
+        "precision": "bf16" if dtype else "fp32",
+    }
+
+
+def reference_speed() -> float:
+    """torchvision's LR-ASPP MobileNetV3-Large in fp32, contiguous, as a user runs it."""
+    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        num_classes=11, weights_backbone=None
+    ).eval()
+    image = torch.randn(1, 3, *SIZE)
+    with torch.inference_mode():
+        model(image)
+        times = []
+        for _ in range(10):
+            start = time.perf_counter()
+            model(image)
+            times.append(time.perf_counter() - start)
+    return round(1 / statistics.median(times), 2)
+
+
+def write_table(results: dict, reference: float, path: Path, split: str) -> None:
+    lines = [
+        f"| model | encoder | epochs | {split} mIoU (one pass) | params (M) | GFLOPs | img/s "
+        f"| x torchvision lraspp ({reference} img/s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(results.values(), key=lambda r: -r["miou"]):
+        lines.append(
+            f"| `{row['model']}` | {row['encoder'] or '-'} | {row['epochs']} | {row['miou']} "
+            f"| {row['params_m']} | {row['gflops']} | {row['images_per_s']} "
+            f"| {row['images_per_s'] / reference:.2f} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_chart(results: dict, reference: float, path: Path, budget: str, split: str) -> None:
+    figure, axis = plt.subplots(figsize=(8, 5.5))
+    for row in results.values():
+        axis.scatter(row["images_per_s"], row["miou"], s=20 + 4 * row["params_m"] ** 0.8)
+        axis.annotate(row["model"], (row["images_per_s"], row["miou"]), fontsize=7)
+    axis.axvline(reference, color="gray", linestyle="--", linewidth=1)
+    axis.text(reference, axis.get_ylim()[0], " torchvision lraspp (fp32)", fontsize=7)
+    axis.set_xscale("log")
+    axis.set_xlabel("images/s, one pass, 360x480, batch 1, this CPU (log scale)")
+    axis.set_ylabel(f"{split} mIoU, one pass (%)")
+    axis.set_title(f"Every model, {budget} of training each (marker area ~ parameters)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-c", "--config", type=Path, default=REPO / "configs" / "camvid.yaml")
+    parser.add_argument("--root", default=str(REPO.parent / "shared" / "data" / "camvid"))
+    parser.add_argument("--budget", default="10m", help="training time per model")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--models", help="comma-separated; default every registered model")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "zoo")
+    parser.add_argument("--set", nargs="*", default=[], help="extra KEY=VALUE overrides")
+    args = parser.parse_args()
+    if args.config.name.startswith("camvid"):
+        args.set = [f"data.root={args.root}", *args.set]
+    args.out.mkdir(parents=True, exist_ok=True)
+    store = args.out / "RESULTS.json"
+    results = json.loads(store.read_text()) if store.exists() else {}
+    data = semseg.load_config(args.config, args.set).data
+    num_classes = train_dataset(data).classes.num_classes
+    for name in args.models.split(",") if args.models else list_models():
+        if name not in results:
+            results[name] = train_and_score(name, args, num_classes)
+            store.write_text(json.dumps(results, indent=2))
+    reference = reference_speed()
+    write_table(results, reference, args.out / "RESULTS.md", args.split)
+    write_chart(results, reference, args.out / "RESULTS.png", args.budget, args.split)
+    print(json.dumps({"reference_images_per_s": reference, "models": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
