@@ -54,10 +54,10 @@ TINY = {
 DEEPER_VARIANTS = {"segformer_b2", "segformer_b3", "segformer_b4", "segformer_b5"}
 
 
-def every_model() -> list:
-    """list_models() as pytest parameters, the deeper variants marked slow."""
+def every_model(slow: set[str] = frozenset()) -> list:
+    """list_models() as pytest parameters, the deeper variants (and `slow`) marked slow."""
     return [
-        pytest.param(name, marks=pytest.mark.slow) if name in DEEPER_VARIANTS else name
+        pytest.param(name, marks=pytest.mark.slow) if name in DEEPER_VARIANTS | slow else name
         for name in list_models()
     ]
 
