@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from speed import images_per_second
+from speed import images_per_second, reference_images_per_second
 
 import semseg
 from semseg.data import eval_dataset, make_loader
@@ -84,6 +84,7 @@ def main() -> None:
     single_pass = images_per_second(
         lambda: predict_logits(predictor.model, image, one_pass), repeats=10
     )
+    reference = reference_images_per_second()  # the real-time bar, in the same run
     print(
         json.dumps(
             {
@@ -108,6 +109,8 @@ def main() -> None:
                 "inference": predictor.inference.describe(),
                 "inference_images_per_s_360x480": as_scored,
                 "inference_images_per_s_360x480_one_pass": single_pass,
+                "torchvision_lraspp_fp32_images_per_s_360x480": reference,
+                "one_pass_speed_vs_torchvision_lraspp": round(single_pass / reference, 2),
                 "test_eval_seconds_with_boundary_metrics": round(eval_seconds, 1),
                 "cpu_count": os.cpu_count(),
                 "run_dir": str(result.run_dir),

@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import matplotlib
@@ -32,7 +30,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-import torchvision  # noqa: E402
+from speed import reference_images_per_second  # noqa: E402
 
 import semseg  # noqa: E402
 from semseg.data import train_dataset  # noqa: E402
@@ -90,22 +88,6 @@ def train_and_score(name: str, args: argparse.Namespace, classes: int) -> dict:
     }
 
 
-def reference_speed() -> float:
-    """torchvision's LR-ASPP MobileNetV3-Large in fp32, contiguous, as a user runs it."""
-    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
-        num_classes=11, weights_backbone=None
-    ).eval()
-    image = torch.randn(1, 3, *SIZE)
-    with torch.inference_mode():
-        model(image)
-        times = []
-        for _ in range(10):
-            start = time.perf_counter()
-            model(image)
-            times.append(time.perf_counter() - start)
-    return round(1 / statistics.median(times), 2)
-
-
 def write_table(results: dict, reference: float, path: Path, split: str) -> None:
     lines = [
         f"| model | encoder | epochs | {split} mIoU (one pass) | params (M) | GFLOPs | img/s "
@@ -158,7 +140,7 @@ def main() -> None:
         if name not in results:
             results[name] = train_and_score(name, args, num_classes)
             store.write_text(json.dumps(results, indent=2))
-    reference = reference_speed()
+    reference = reference_images_per_second()
     write_table(results, reference, args.out / "RESULTS.md", args.split)
     write_chart(results, reference, args.out / "RESULTS.png", args.budget, args.split)
     print(json.dumps({"reference_images_per_s": reference, "models": results}, indent=2))

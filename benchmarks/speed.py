@@ -230,9 +230,7 @@ def inference_comparison(config, repeats: int) -> dict[str, float]:
         results["semseg lraspp (eval.amp=off: fp32)"] = images_per_second(
             lambda: predict_logits(models["lraspp"], batch, InferenceSettings()), repeats
         )
-        reference = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
-            weights=None, weights_backbone=None, num_classes=NUM_CLASSES
-        ).eval()
+        reference = reference_model()
         results[REFERENCE] = images_per_second(lambda: reference(batch)["out"], repeats)
         # The same model with semseg's inference settings, to separate model from settings.
         reference.to(memory_format=torch.channels_last)
@@ -246,6 +244,21 @@ def inference_comparison(config, repeats: int) -> dict[str, float]:
                     lambda: reference(nhwc)["out"], repeats
                 )
     return results
+
+
+def reference_model() -> nn.Module:
+    """The real-time reference: torchvision's LR-ASPP MobileNetV3-Large, 11 classes, as a
+    user runs it (fp32, contiguous; untrained: speed does not depend on the weights)."""
+    return torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=NUM_CLASSES
+    ).eval()
+
+
+@torch.inference_mode()
+def reference_images_per_second(repeats: int = 10) -> float:
+    """One 360x480 image at a time through `reference_model()`."""
+    model, image = reference_model(), torch.rand(1, 3, 360, 480)
+    return images_per_second(lambda: model(image)["out"], repeats)
 
 
 def images_per_second(call: Callable[[], object], repeats: int) -> float:
