@@ -42,11 +42,11 @@ class UPerNet(SegmentationModel):
     def forward_padded(self, images: torch.Tensor) -> Decoded:
         encoded = self.encoder(images)
         features = [encoded[i] for i in self.levels]  # strides 4 .. 32
-        pyramid = [lateral(f) for lateral, f in zip(self.lateral, features, strict=False)]
+        pyramid = [lateral(f) for lateral, f in zip(self.lateral, features[:-1], strict=True)]
         pyramid.append(self.context(features[-1]))
         for i in range(len(pyramid) - 2, -1, -1):  # top-down: add the coarser level
             pyramid[i] = pyramid[i] + resize_to(pyramid[i + 1], pyramid[i])
-        outputs = [smooth(p) for smooth, p in zip(self.smooth, pyramid, strict=False)]
+        outputs = [smooth(p) for smooth, p in zip(self.smooth, pyramid[:-1], strict=True)]
         outputs.append(pyramid[-1])
         fused = self.fuse(torch.cat([resize_to(o, outputs[0]) for o in outputs], dim=1))
         return Decoded(resize_to(self.classifier(fused), images), features[-2])
