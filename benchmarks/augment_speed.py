@@ -12,11 +12,11 @@ up when one worker prepares more images per second than the step consumes. Print
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import torch
+from results import publish
 from steps import semseg_step
 
 from semseg.config import load_config
@@ -50,19 +50,15 @@ def main() -> None:
         per_worker[preset] = preset_images_per_second(preset, args.repeats)
     torch.set_num_threads(os.cpu_count() or 1)
     step = _training_step_images_per_second(args.model)
-    print(
-        json.dumps(
-            {
-                "crop": 512,
-                "cpu_count": os.cpu_count(),
-                "augment_images_per_s_per_worker": {k: round(v, 1) for k, v in per_worker.items()},
-                "training_step": {"model": args.model, "images_per_s": round(step, 2)},
-                "presets_keeping_up_with_one_worker": [
-                    k for k, v in per_worker.items() if v > step
-                ],
-            },
-            indent=2,
-        )
+    publish(
+        "augment_speed",
+        {
+            "crop": 512,
+            "cpu_count": os.cpu_count(),
+            "augment_images_per_s_per_worker": {k: round(v, 1) for k, v in per_worker.items()},
+            "training_step": {"model": args.model, "images_per_s": round(step, 2)},
+            "presets_keeping_up_with_one_worker": [k for k, v in per_worker.items() if v > step],
+        },
     )
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from results import publish
 from speed import images_per_second, reference_images_per_second
 
 import semseg
@@ -85,38 +86,36 @@ def main() -> None:
         lambda: predict_logits(predictor.model, image, one_pass), repeats=10
     )
     reference = reference_images_per_second()  # the real-time bar, in the same run
-    print(
-        json.dumps(
-            {
-                "test_images": summary["images"],
-                "miou": round(100 * metrics["miou"], 2),
-                "global_accuracy": round(100 * metrics["pixel_accuracy"], 2),
-                "class_average_accuracy": round(100 * metrics["mean_accuracy"], 2),
-                "per_class_iou": {
-                    n: round(100 * v, 2)
-                    for n, v in zip(summary["class_names"], metrics["iou"], strict=True)
-                },
-                "mean_boundary_f1": round(100 * metrics["mean_boundary_f1"], 2),
-                "class_bias": summary["class_bias"],
-                "test_without_class_bias": without_bias,
-                "training_seconds": round(train_seconds, 1),
-                "training_images_per_s": round(
-                    trained_images / sum(r["epoch_time_s"] for r in history), 2
-                ),
-                "epochs": len(history),
-                "best_epoch": result.best_epoch,
-                "best_val_miou": round(100 * result.best_metrics["miou"], 2),
-                "inference": predictor.inference.describe(),
-                "inference_images_per_s_360x480": as_scored,
-                "inference_images_per_s_360x480_one_pass": single_pass,
-                "torchvision_lraspp_fp32_images_per_s_360x480": reference,
-                "one_pass_speed_vs_torchvision_lraspp": round(single_pass / reference, 2),
-                "test_eval_seconds_with_boundary_metrics": round(eval_seconds, 1),
-                "cpu_count": os.cpu_count(),
-                "run_dir": str(result.run_dir),
+    publish(
+        "camvid",
+        {
+            "test_images": summary["images"],
+            "miou": round(100 * metrics["miou"], 2),
+            "global_accuracy": round(100 * metrics["pixel_accuracy"], 2),
+            "class_average_accuracy": round(100 * metrics["mean_accuracy"], 2),
+            "per_class_iou": {
+                n: round(100 * v, 2)
+                for n, v in zip(summary["class_names"], metrics["iou"], strict=True)
             },
-            indent=2,
-        )
+            "mean_boundary_f1": round(100 * metrics["mean_boundary_f1"], 2),
+            "class_bias": summary["class_bias"],
+            "test_without_class_bias": without_bias,
+            "training_seconds": round(train_seconds, 1),
+            "training_images_per_s": round(
+                trained_images / sum(r["epoch_time_s"] for r in history), 2
+            ),
+            "epochs": len(history),
+            "best_epoch": result.best_epoch,
+            "best_val_miou": round(100 * result.best_metrics["miou"], 2),
+            "inference": predictor.inference.describe(),
+            "inference_images_per_s_360x480": as_scored,
+            "inference_images_per_s_360x480_one_pass": single_pass,
+            "torchvision_lraspp_fp32_images_per_s_360x480": reference,
+            "one_pass_speed_vs_torchvision_lraspp": round(single_pass / reference, 2),
+            "test_eval_seconds_with_boundary_metrics": round(eval_seconds, 1),
+            "cpu_count": os.cpu_count(),
+            "run_dir": str(result.run_dir),
+        },
     )
 
 

@@ -17,10 +17,11 @@ test-time augmentation before and after the class bias (on the pixels it was fit
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
+
+from results import publish
 
 import semseg
 from semseg.config import parse_duration
@@ -55,22 +56,20 @@ def main() -> None:
     )
     result = semseg.train(config)
     fit = load_checkpoint(result.run_dir / "best.pt").get("class_bias_fit")
-    print(
-        json.dumps(
-            {
-                "held_out_sequence": args.sequence,
-                "train_images": kept,
-                "val_images": held_out,
-                "time_budget": f"{minutes}m",
-                "overrides": args.set,
-                "best_epoch": result.best_epoch,
-                "best_val_miou_one_pass": round(100 * result.best_metrics["miou"], 2),
-                "val_miou_tta_before_class_bias": fit and round(100 * fit["miou_before"], 2),
-                "val_miou_tta_after_class_bias": fit and round(100 * fit["miou_after"], 2),
-                "run_dir": str(result.run_dir),
-            },
-            indent=2,
-        )
+    publish(
+        "camvid_holdout",
+        {
+            "held_out_sequence": args.sequence,
+            "train_images": kept,
+            "val_images": held_out,
+            "time_budget": f"{minutes}m",
+            "overrides": args.set,
+            "best_epoch": result.best_epoch,
+            "best_val_miou_one_pass": round(100 * result.best_metrics["miou"], 2),
+            "val_miou_tta_before_class_bias": fit and round(100 * fit["miou_before"], 2),
+            "val_miou_tta_after_class_bias": fit and round(100 * fit["miou_after"], 2),
+            "run_dir": str(result.run_dir),
+        },
     )
 
 

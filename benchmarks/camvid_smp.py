@@ -13,12 +13,12 @@ model code, loss, precision and loop only. Prints JSON like benchmarks/camvid.py
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import torch
+from results import publish
 from steps import plain_step
 from torch import nn
 
@@ -97,29 +97,27 @@ def main() -> None:
     )
     metrics = result.confusion.compute()
     boundary = result.boundary.compute()
-    print(
-        json.dumps(
-            {
-                "model": "smp.Unet(tu-efficientnet_lite0), plain loop",
-                "test_images": len(test_set),
-                "miou": round(100 * metrics["miou"], 2),
-                "global_accuracy": round(100 * metrics["pixel_accuracy"], 2),
-                "class_average_accuracy": round(100 * metrics["mean_accuracy"], 2),
-                "per_class_iou": {
-                    name: round(100 * value, 2)
-                    for name, value in zip(classes.names, metrics["iou"], strict=True)
-                },
-                "mean_boundary_f1": round(100 * boundary["mean_boundary_f1"], 2),
-                "training_seconds": round(train_seconds, 1),
-                "training_images_per_s": round(images_seen / train_seconds, 2),
-                "epochs": epoch,
-                "inference_images_per_s_360x480": round(
-                    1 / measure_latency(wrapped, 360, 480, repeats=10), 2
-                ),
-                "cpu_count": os.cpu_count(),
+    publish(
+        "camvid_smp",
+        {
+            "model": "smp.Unet(tu-efficientnet_lite0), plain loop",
+            "test_images": len(test_set),
+            "miou": round(100 * metrics["miou"], 2),
+            "global_accuracy": round(100 * metrics["pixel_accuracy"], 2),
+            "class_average_accuracy": round(100 * metrics["mean_accuracy"], 2),
+            "per_class_iou": {
+                name: round(100 * value, 2)
+                for name, value in zip(classes.names, metrics["iou"], strict=True)
             },
-            indent=2,
-        )
+            "mean_boundary_f1": round(100 * boundary["mean_boundary_f1"], 2),
+            "training_seconds": round(train_seconds, 1),
+            "training_images_per_s": round(images_seen / train_seconds, 2),
+            "epochs": epoch,
+            "inference_images_per_s_360x480": round(
+                1 / measure_latency(wrapped, 360, 480, repeats=10), 2
+            ),
+            "cpu_count": os.cpu_count(),
+        },
     )
 
 

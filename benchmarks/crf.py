@@ -8,10 +8,11 @@ split with and without it, and its cost per image. Prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
+
+from results import publish
 
 import semseg
 
@@ -52,7 +53,7 @@ def main() -> None:
             with_crf["seconds_per_image"] - without["seconds_per_image"], 3
         ),
     }
-    print(json.dumps(result, indent=2))
+    publish("crf", result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from results import publish
+
 SHAPES = ["data.shapes.num_train=480", "data.shapes.size=64", "model.name=unet_small"]
 
 
@@ -87,7 +89,7 @@ def main() -> None:
         f"{n}_processes": many,
         "ratio": round(many_rate / one_rate, 3),
     }
-    print(json.dumps(result, indent=2))
+    publish("ddp_scaling", result)
 
 
 if __name__ == "__main__":

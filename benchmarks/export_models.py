@@ -11,12 +11,12 @@ logit difference at each size, or the one-line reason it could not be exported.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import torch
 from onnx_speed import random_checkpoint
+from results import publish
 
 import semseg
 from semseg.deploy.onnx_export import export_onnx
@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         report = {name: check(name, Path(folder)) for name in args.models}
-    print(json.dumps(report, indent=2))
+    publish("export_models", report)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ shows what whole-image inference and flip TTA cost, for one model and image size
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
 
 import torch
+from results import publish
 
 from semseg.engine.inference import InferenceSettings, predict_logits
 from semseg.engine.profile import parse_size
@@ -60,20 +60,18 @@ def main() -> None:
     seconds = {name: seconds_per_image(model, images, s, args.repeats) for name, s in modes.items()}
     one_by_one = seconds["sliding, tiles one by one"]
     batched = seconds[f"sliding, {args.tile_batch} tiles per batch"]
-    print(
-        json.dumps(
-            {
-                "model": args.model,
-                "image": [height, width],
-                "tile": args.crop,
-                "stride": stride,
-                "cpu_count": os.cpu_count(),
-                "threads": torch.get_num_threads(),
-                "images_per_s": {name: round(1 / s, 2) for name, s in seconds.items()},
-                "batched_sliding_speedup": round(one_by_one / batched, 2),
-            },
-            indent=2,
-        )
+    publish(
+        "inference_speed",
+        {
+            "model": args.model,
+            "image": [height, width],
+            "tile": args.crop,
+            "stride": stride,
+            "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "images_per_s": {name: round(1 / s, 2) for name, s in seconds.items()},
+            "batched_sliding_speedup": round(one_by_one / batched, 2),
+        },
     )
 
 

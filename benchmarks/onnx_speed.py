@@ -13,12 +13,12 @@ what `semseg serve` should be given.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from pathlib import Path
 
 import torch
+from results import publish
 from speed import images_per_second
 
 import semseg
@@ -98,16 +98,14 @@ def main() -> None:
             "camvid recipe": args.checkpoint or random_checkpoint(folder, "recipe", recipe),
         }
         results = {name: compare(path, folder, args.repeats) for name, path in models.items()}
-    print(
-        json.dumps(
-            {
-                "images_per_s_batch1_360x480": results,
-                "cpu_count": os.cpu_count(),
-                "torch_threads": torch.get_num_threads(),
-                "recipe_weights": "checkpoint" if args.checkpoint else "random",
-            },
-            indent=2,
-        )
+    publish(
+        "onnx_speed",
+        {
+            "images_per_s_batch1_360x480": results,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "recipe_weights": "checkpoint" if args.checkpoint else "random",
+        },
     )
 
 

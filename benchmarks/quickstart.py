@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import publish
+
 SEMSEG = [sys.executable, "-m", "semseg"]
 
 
@@ -42,7 +44,7 @@ def main() -> None:
         "val_miou": round(summary["best"]["miou"], 4),
         "eval_reproduced_miou": round(evaluated["metrics"]["miou"], 4),
     }
-    print(json.dumps(result, indent=2))
+    publish("quickstart", result)
 
 
 if __name__ == "__main__":

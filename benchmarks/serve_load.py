@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import json
 import os
 import socket
 import statistics
@@ -29,6 +28,7 @@ import httpx
 import numpy as np
 from onnx_speed import random_checkpoint
 from PIL import Image
+from results import publish
 
 import semseg
 
@@ -48,19 +48,17 @@ def main() -> None:
         in_process = _in_process(model, pixels, min(args.requests, 50))
         results = _against_server(model, buffer.getvalue(), args.requests, args.max_batch)
     at_8 = results["concurrency_8"]["images_per_s"]
-    print(
-        json.dumps(
-            {
-                "model": str(args.model or "lraspp (random weights)"),
-                "image": f"{pixels.shape[0]}x{pixels.shape[1]}, {len(buffer.getvalue())} B JPEG",
-                "requests_per_level": args.requests,
-                "in_process_images_per_s": in_process,
-                **results,
-                "server_share_of_in_process_at_8": round(at_8 / in_process, 3),
-                "cpu_count": os.cpu_count(),
-            },
-            indent=2,
-        )
+    publish(
+        "serve_load",
+        {
+            "model": str(args.model or "lraspp (random weights)"),
+            "image": f"{pixels.shape[0]}x{pixels.shape[1]}, {len(buffer.getvalue())} B JPEG",
+            "requests_per_level": args.requests,
+            "in_process_images_per_s": in_process,
+            **results,
+            "server_share_of_in_process_at_8": round(at_8 / in_process, 3),
+            "cpu_count": os.cpu_count(),
+        },
     )
 
 

@@ -21,7 +21,6 @@ model (one pass, and with the recipe's test-time augmentation), through the path
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from results import publish
 from steps import plain_step, semseg_step
 from torch import nn
 
@@ -93,7 +93,7 @@ def main() -> None:
         "images_per_s": inference[fastest],
         "vs_torchvision_lraspp": round(inference[fastest] / reference, 2),
     }
-    print(json.dumps(result, indent=2))
+    publish("speed", result)
 
 
 def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:

@@ -10,11 +10,11 @@ so the figures measure the step itself, not data loading. Prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import torch
+from results import publish
 from steps import semseg_step
 
 from semseg.engine.epoch import train_one_epoch
@@ -64,24 +64,20 @@ def main() -> None:
         variants["bf16 channels_last + compile"] = (True, True, True)
     results = {name: round(images_per_second(args, *flags), 2) for name, flags in variants.items()}
     baseline = results["fp32 contiguous"]
-    print(
-        json.dumps(
-            {
-                "model": args.model,
-                "crop": args.crop,
-                "batch": args.batch,
-                "steps": args.steps,
-                "cpu_count": os.cpu_count(),
-                "threads": torch.get_num_threads(),
-                "cpu_has_fast_bf16": cpu_has_fast_bf16(),
-                "torch": torch.__version__,
-                "train_images_per_s": results,
-                "speedup_vs_fp32_contiguous": {
-                    k: round(v / baseline, 2) for k, v in results.items()
-                },
-            },
-            indent=2,
-        )
+    publish(
+        "train_speed",
+        {
+            "model": args.model,
+            "crop": args.crop,
+            "batch": args.batch,
+            "steps": args.steps,
+            "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "cpu_has_fast_bf16": cpu_has_fast_bf16(),
+            "torch": torch.__version__,
+            "train_images_per_s": results,
+            "speedup_vs_fp32_contiguous": {k: round(v / baseline, 2) for k, v in results.items()},
+        },
     )
 
 

@@ -17,7 +17,7 @@ def test_ruff_is_clean(command: list[str]) -> None:
     if shutil.which("ruff") is None and not (Path(sys.prefix) / "bin" / "ruff").exists():
         pytest.skip("ruff is not installed (pip install -e '.[dev]')")
     done = subprocess.run(
-        [sys.executable, "-m", "ruff", *command, "src", "tests", "benchmarks"],
+        [sys.executable, "-m", "ruff", *command, "src", "tests", "benchmarks", "docs"],
         cwd=REPO,
         capture_output=True,
         text=True,

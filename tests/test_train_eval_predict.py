@@ -283,3 +283,13 @@ def test_checkpoints_of_format_1_still_load(tiny_config: Config, tmp_path: Path)
     image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     expected = semseg.load(best).predict(image)
     assert np.array_equal(semseg.load(tmp_path / "old.pt").predict(image), expected)
+
+
+@pytest.mark.parametrize(("count", "total"), [(4, 101), (4, 4), (4, 2), (1, 7), (16, 233)])
+def test_samples_figure_spreads_its_examples_over_the_split(count, total):
+    indices = engine_train.spread_indices(count, total)
+    assert len(indices) == min(count, total)
+    assert indices == sorted(set(indices)) and 0 <= indices[0] and indices[-1] < total
+    # One sample from each of `count` equal parts of the split.
+    for part, index in enumerate(indices):
+        assert part * total / len(indices) <= index < (part + 1) * total / len(indices)

@@ -69,12 +69,15 @@ class ShapesConfig(_Section):
     """The built-in generated dataset (see semseg.data.shapes)."""
 
     size: int = Field(64, ge=32, le=1024, description="image height and width in pixels")
-    num_train: int = Field(480, ge=1)
-    num_val: int = Field(96, ge=1)
-    seed: int = 0
+    num_train: int = Field(480, ge=1, description="training images")
+    num_val: int = Field(96, ge=1, description="validation images")
+    seed: int = Field(0, description="the generator's seed (the same seed, the same images)")
 
 
 class DataConfig(_Section):
+    """What to read (format, root, splits, file layout), how to augment it, and how to
+    batch it. `semseg data check` reads a dataset with these keys and lists its problems."""
+
     format: str = Field(
         "shapes",
         description="shapes, folder, voc, camvid, oxford_pet, cityscapes, ade20k, coco, coco_stuff",
@@ -106,8 +109,8 @@ class DataConfig(_Section):
     )
     # folder format
     classes: Path | None = Field(None, description="classes.yaml; default ROOT/classes.yaml")
-    image_dir: str = "images"
-    mask_dir: str = "masks"
+    image_dir: str = Field("images", description="folder: the image folder under data.root")
+    mask_dir: str = Field("masks", description="folder: the mask folder under data.root")
     mask_suffix: str = Field("", description="mask name = image stem + suffix, e.g. _mask")
     mask_encoding: Literal["index", "rgb"] = Field(
         "index", description="rgb: colour masks mapped through the classes.yaml palette"
@@ -118,7 +121,7 @@ class DataConfig(_Section):
     val_ratio: float = Field(
         0.2, gt=0, lt=1, description="share held out for validation when no split lists exist"
     )
-    split_seed: int = 0
+    split_seed: int = Field(0, description="seed of the data.val_ratio draw")
     binary_255: bool | None = Field(
         None, description="read mask value 255 as class 1; default: on for two-class datasets"
     )
@@ -128,11 +131,19 @@ class DataConfig(_Section):
         "ignore", description="oxford_pet: the trimap border band as ignore or a class"
     )
     shapes: ShapesConfig = ShapesConfig()
-    batch_size: int = Field(8, ge=1)
-    num_workers: int | Literal["auto"] = "auto"
-    crop_size: int | tuple[int, int] = 64
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    hflip: bool = True
+    batch_size: int = Field(8, ge=1, description="training images per step (per process)")
+    num_workers: int | Literal["auto"] = Field(
+        "auto",
+        description="DataLoader workers; auto: none for in-memory datasets, else "
+        "min(4, cores - 1)",
+    )
+    crop_size: int | tuple[int, int] = Field(
+        64, description="training crop (padded with ignore where the image is smaller)"
+    )
+    scale_range: tuple[float, float] = Field(
+        (0.5, 2.0), description="random rescale before the crop (default pipeline)"
+    )
+    hflip: bool = Field(True, description="random horizontal flip (default pipeline)")
     color_jitter: float = Field(0.2, ge=0, le=1, description="0 turns photometric jitter off")
     augment: list[dict[str, Any]] | None = Field(
         None, description="ordered transforms, e.g. [{name: rotate, degrees: 30, p: 0.5}]"
@@ -179,13 +190,18 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
+    """The architecture (`semseg models` lists them), its encoder and weights. Checkpoints
+    record these keys, so `eval` and `predict` rebuild the model from the file alone."""
+
     name: str = Field("unet_small", description="registered model name (semseg models)")
     encoder: str | None = Field(
         None, description="timm model name or tv_resnet50, tv_mobilenet_v3_large, ..."
     )
     pretrained: bool = Field(False, description="ImageNet encoder weights (download or package)")
     weights: Path | None = Field(None, description="local weights file: whole model or encoder")
-    output_stride: Literal[8, 16, 32] | None = None
+    output_stride: Literal[8, 16, 32] | None = Field(
+        None, description="deeplabv3/deeplabv3plus: the encoder's output stride (dilation)"
+    )
     aux_head: bool = Field(
         False,
         description="an auxiliary FCN head on a deeper feature, trained with weight "
@@ -235,6 +251,9 @@ class LossTerm(BaseModel):
 
 
 class LossConfig(_Section):
+    """The training loss: one by name, or a weighted list (`loss: [{name: ce}, {name:
+    dice, weight: 0.5}]`), with class weights for imbalanced data."""
+
     name: str = Field(
         "cross_entropy",
         description="cross_entropy (ce), ohem, dice, focal, lovasz, tversky, boundary",
@@ -248,7 +267,7 @@ class LossConfig(_Section):
     class_weighting: Literal["median_frequency", "enet"] = Field(
         "median_frequency", description="the rule behind class_weights=auto"
     )
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross_entropy only")
     aux_weight: float = Field(0.4, ge=0, description="weight of the auxiliary head's loss")
 
     def resolved_terms(self) -> list[LossTerm]:
@@ -263,19 +282,25 @@ class LossConfig(_Section):
 
 
 class OptimConfig(_Section):
-    name: Literal["adamw", "sgd"] = "adamw"
-    lr: float = Field(3e-3, gt=0)
+    """Optimiser and learning-rate schedule (norms and biases get no weight decay)."""
+
+    name: Literal["adamw", "sgd"] = Field("adamw", description="the optimiser")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate, after the warmup")
     encoder_lr_scale: float = Field(
         1.0, gt=0, description="a pretrained encoder's learning rate, as a share of optim.lr"
     )
-    weight_decay: float = Field(1e-4, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    schedule: Literal["poly", "cosine", "plateau", "constant"] = "poly"
-    poly_power: float = Field(0.9, gt=0)
-    warmup_epochs: float = Field(0.5, ge=0)
-    min_lr: float = Field(0.0, ge=0)
+    weight_decay: float = Field(1e-4, ge=0, description="decoupled for adamw")
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd momentum")
+    schedule: Literal["poly", "cosine", "plateau", "constant"] = Field(
+        "poly",
+        description="after the warmup, over train.epochs or over train.time_budget; "
+        "plateau divides on validation mIoU",
+    )
+    poly_power: float = Field(0.9, gt=0, description="poly: lr x (1 - progress) ^ power")
+    warmup_epochs: float = Field(0.5, ge=0, description="linear warmup, in epochs")
+    min_lr: float = Field(0.0, ge=0, description="floor of the poly and cosine schedules")
     plateau_patience: int = Field(3, ge=0, description="validations without improvement")
-    plateau_factor: float = Field(0.1, gt=0, lt=1)
+    plateau_factor: float = Field(0.1, gt=0, lt=1, description="plateau: the lr multiplier")
     grad_clip: float | None = Field(None, gt=0, description="max gradient norm; off when null")
     lr_scaling: Literal["none", "linear"] = Field(
         "none",
@@ -285,15 +310,19 @@ class OptimConfig(_Section):
 
 
 class TrainConfig(_Section):
+    """How long and how to train, where the run folder goes, and speed settings."""
+
     epochs: int = Field(10, ge=1, description="with time_budget: an upper bound")
     time_budget: str | None = Field(
         None, description="wall-clock training budget, e.g. 30m or 1h30m; sets the LR schedule"
     )
-    val_every: int = Field(1, ge=1)
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-    output_dir: Path = Path("runs")
+    val_every: int = Field(1, ge=1, description="validate every N epochs (and after the last)")
+    seed: int = Field(0, description="seeds weights, data order and augmentation")
+    deterministic: bool = Field(
+        False, description="deterministic kernels: a resumed run equals an uninterrupted one"
+    )
+    device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps")
+    output_dir: Path = Field(Path("runs"), description="parent of the run folders")
     name: str | None = Field(None, description="run folder name; default FORMAT-MODEL[-N]")
     sample_images: int = Field(4, ge=1, le=16, description="rows in samples.png")
     channels_last: bool = Field(True, description="NHWC memory layout (faster convs on CPU/GPU)")
@@ -346,7 +375,10 @@ class TrainConfig(_Section):
 
 
 class EvalConfig(_Section):
-    batch_size: int = Field(4, ge=1)
+    """Inference for validation, `semseg eval`, `predict`, the class-bias fit and the
+    server: whole image or sliding window, test-time augmentation, precision, CRF."""
+
+    batch_size: int = Field(4, ge=1, description="images per forward pass")
     mode: Literal["whole", "slide"] = Field("whole", description="whole image or tiles")
     crop_size: int | tuple[int, int] = Field(512, description="slide: tile size")
     stride: int | tuple[int, int] = Field(341, description="slide: step between tiles")
@@ -399,6 +431,8 @@ class EvalConfig(_Section):
 
 
 class Config(_Section):
+    """The whole experiment: `semseg config show` prints it resolved."""
+
     plugins: list[str] = Field(
         [],
         description="modules (or .py files, relative to the working directory) to import "

@@ -1,6 +1,8 @@
-"""`semseg config show`."""
+"""`semseg config show` and `semseg config docs`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
@@ -15,3 +17,21 @@ def show(overrides: Overrides = None, config: ConfigFile = None) -> None:
     from semseg.config import load_config
 
     typer.echo(load_config(config, overrides).to_yaml(), nl=False)
+
+
+@app.command("docs")
+def docs(
+    out: Path | None = typer.Option(
+        None, "--out", help="write the page here (docs/configuration.md); default: print it"
+    ),
+) -> None:
+    """The configuration reference (every key, type, default, meaning) as Markdown."""
+    from semseg.config_docs import configuration_reference
+    from semseg.files import write_text_atomic
+
+    page = configuration_reference()
+    if out is None:
+        typer.echo(page, nl=False)
+    else:
+        write_text_atomic(out, page)
+        typer.echo(f"wrote {out}")

@@ -66,7 +66,8 @@ def calibrate(
     Args:
         checkpoint: a semseg checkpoint, e.g. runs/NAME/best.pt.
         split: the split to fit on; default the validation split. Score another one.
-        overrides, config_file: as for `semseg.evaluate`.
+        overrides: dotted KEY=VALUE config overrides, as for `semseg.evaluate`.
+        config_file: a YAML file applied before the overrides, as for `semseg.evaluate`.
         out: the checkpoint to write; default NAME_calibrated.pt beside it.
 
     Returns:

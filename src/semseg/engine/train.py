@@ -274,7 +274,7 @@ def _finish(
     save_curves_figure(run_dir / "curves.png", state.history)
     best_path = run_dir / "best.pt"
     model = model_from_checkpoint(load_checkpoint(best_path), best_path).to(run.device).eval()
-    indices = list(range(min(run.config.train.sample_images, len(run.val_set))))
+    indices = spread_indices(run.config.train.sample_images, len(run.val_set))
     rows = sample_predictions(model, run.val_set, indices, run.inference, run.device)
     sample_names = [run.val_set.sample_name(index) for index in indices]
     save_samples_figure(run_dir / "samples.png", rows, run.classes, sample_names)
@@ -286,6 +286,14 @@ def _finish(
     console.print(class_table(state.best_metrics, names, title))
     console.print(summary_line(state.best_metrics))
     console.print(f"run folder: {run_dir}  (best.pt, last.pt, curves.png, samples.png)")
+
+
+def spread_indices(count: int, total: int) -> list[int]:
+    """`count` indices spread evenly over `total` samples, the middle of each of `count`
+    equal parts: a video split (CamVid) shows frames of different scenes, not the first
+    few near-identical ones."""
+    count = min(count, total)
+    return [(2 * part + 1) * total // (2 * count) for part in range(count)]
 
 
 def _summary(run: TrainingRun, state: TrainState, status: str) -> dict[str, Any]:
