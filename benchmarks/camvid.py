@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ def main() -> None:
     train_seconds = time.perf_counter() - start
     history = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
     trained_images = sum(r["images_per_s"] * r["epoch_time_s"] for r in history)
+    rates = [r["images_per_s"] for r in history]
     # Model selection on val only: best.pt is the best validation checkpoint.
     start = time.perf_counter()
     summary = semseg.evaluate(
@@ -105,6 +107,16 @@ def main() -> None:
                 trained_images / sum(r["epoch_time_s"] for r in history), 2
             ),
             "epochs": len(history),
+            "epoch_images_per_s": {
+                "min": round(min(rates), 2),
+                "median": round(statistics.median(rates), 2),
+                "max": round(max(rates), 2),
+            },
+            # Setup, validations, checkpoints and the class-bias fit: what the run
+            # spends beside its training epochs.
+            "seconds_outside_training_epochs": round(
+                train_seconds - sum(r["epoch_time_s"] for r in history), 1
+            ),
             "best_epoch": result.best_epoch,
             "best_val_miou": round(100 * result.best_metrics["miou"], 2),
             "inference": predictor.inference.describe(),

@@ -6,7 +6,7 @@ real-time goal is stated against). Writes RESULTS.json (one entry per model, kep
 between runs: a rerun trains only the models missing), RESULTS.md (the table) and
 RESULTS.png (test mIoU against images/s).
 
-    python benchmarks/model_zoo.py --budget 10m --out benchmarks/zoo
+    python benchmarks/model_zoo.py --budget 2m          # into benchmarks/zoo/
     python benchmarks/model_zoo.py --models lraspp,bisenetv2 --budget 2m --out /tmp/zoo
     python benchmarks/model_zoo.py -c configs/quickstart.yaml --split val --budget 20s \\
         --models unet_small,fast_scnn --out /tmp/zoo-shapes      # a quick try, no CamVid
@@ -30,6 +30,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from results import cpu_record, publish  # noqa: E402
 from speed import reference_images_per_second  # noqa: E402
 
 import semseg  # noqa: E402
@@ -47,16 +48,25 @@ def model_overrides(name: str) -> list[str]:
     """The same encoder for every encoder-based model (see the module docstring)."""
     parameters = inspect.signature(MODELS.get(name).function).parameters
     if "encoder" not in parameters or name.startswith("setr"):
-        return [f"model.name={name}", "model.pretrained=false", "optim.encoder_lr_scale=1.0"]
+        return [
+            f"model.name={name}",
+            "model.encoder=null",
+            "model.pretrained=false",
+            "optim.encoder_lr_scale=1.0",
+        ]
     return [f"model.name={name}", "model.encoder=efficientnet_lite0", "model.pretrained=true"]
 
 
-def train_and_score(name: str, args: argparse.Namespace, classes: int) -> dict:
+def zoo_config(name: str, args: argparse.Namespace, runs: str) -> semseg.Config:
     overrides = [
         *args.set,
         *model_overrides(name),
         f"train.time_budget={args.budget}",
         "train.name=zoo",
+        f"train.output_dir={runs}",
+        # Validate once, after the last epoch (always done): validations inside a short
+        # budget would spend it on inference.
+        "train.val_every=1000",
         "model.frozen_stages=0",
         "model.decoder_widths=null",
         # One pass for the class-bias fit as for the test score (the recipe fits it
@@ -64,8 +74,13 @@ def train_and_score(name: str, args: argparse.Namespace, classes: int) -> dict:
         "eval.scales=[1.0]",
         "eval.flip=false",
     ]
+    return semseg.load_config(args.config, overrides)
+
+
+def train_and_score(name: str, args: argparse.Namespace) -> dict:
+    """Train within the budget, fit the class bias, score the split one pass."""
     with tempfile.TemporaryDirectory() as runs:
-        config = semseg.load_config(args.config, [*overrides, f"train.output_dir={runs}"])
+        config = zoo_config(name, args, runs)
         result = semseg.train(config)
         history = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
         summary = semseg.evaluate(
@@ -74,17 +89,26 @@ def train_and_score(name: str, args: argparse.Namespace, classes: int) -> dict:
             overrides=["eval.scales=[1.0]", "eval.flip=false", "eval.boundary_metrics=false"],
             out=Path(runs) / "eval.json",
         )
-    model = build_model(name, classes, **config.model.builder_options())
-    flops = count_flops(model, *SIZE)
-    # The precision eval.amp=auto picks for this model here (bf16 or fp32: the faster).
-    model.to(memory_format=torch.channels_last)
-    dtype = faster_inference_dtype(model, torch.device("cpu")) if cpu_has_fast_bf16() else None
-    latency = min(measure_latency(model, *SIZE, repeats=5, amp_dtype=dtype) for _ in range(2))
     return {
         "model": name,
         "encoder": config.model.encoder,
         "epochs": len(history),
         "miou": round(100 * summary["metrics"]["miou"], 2),
+        "trained_on": cpu_record()["cpu"],
+    }
+
+
+def measure_speed(name: str, args: argparse.Namespace, classes: int) -> dict:
+    """Size and one-pass speed at 360x480, batch 1, in the precision eval.amp=auto picks
+    here (bf16 or fp32: the faster). Measured for every model in one pass at the end of
+    a run, next to the reference, so the column compares like with like even when the
+    training results were collected over several runs."""
+    model = build_model(name, classes, **zoo_config(name, args, "unused").model.builder_options())
+    flops = count_flops(model, *SIZE)
+    model.to(memory_format=torch.channels_last)
+    dtype = faster_inference_dtype(model, torch.device("cpu")) if cpu_has_fast_bf16() else None
+    latency = min(measure_latency(model, *SIZE, repeats=5, amp_dtype=dtype) for _ in range(2))
+    return {
         "params_m": round(count_parameters(model) / 1e6, 2),
         "gflops": round(flops / 1e9, 1),
         "images_per_s": round(1 / latency, 2),
@@ -140,14 +164,20 @@ def main() -> None:
     results = json.loads(store.read_text()) if store.exists() else {}
     data = semseg.load_config(args.config, args.set).data
     num_classes = train_dataset(data).classes.num_classes
-    for name in args.models.split(",") if args.models else list_models():
+    names = args.models.split(",") if args.models else list_models()
+    for name in names:
         if name not in results:
-            results[name] = train_and_score(name, args, num_classes)
+            results[name] = train_and_score(name, args)
             store.write_text(json.dumps(results, indent=2))
+    for name in names:
+        results[name] |= measure_speed(name, args, num_classes)
+    store.write_text(json.dumps(results, indent=2))
     reference = reference_images_per_second()
     write_table(results, reference, args.out / "RESULTS.md", args.split)
     write_chart(results, reference, args.out / "RESULTS.png", args.budget, args.split)
-    print(json.dumps({"reference_images_per_s": reference, "models": results}, indent=2))
+    publish(
+        "model_zoo", {"budget": args.budget, "reference_images_per_s": reference, "models": results}
+    )
 
 
 if __name__ == "__main__":

@@ -94,6 +94,17 @@ def test_configuration_page_is_the_generated_one() -> None:
     )
 
 
+def test_config_docs_command_prints_and_writes_the_page(run_cli, tmp_path: Path) -> None:
+    code, out, _ = run_cli("config", "docs")
+    assert code == 0 and out == configuration_reference()
+    code, _, _ = run_cli("config", "docs", "--out", tmp_path / "new" / "configuration.md")
+    assert code == 0
+    assert (tmp_path / "new" / "configuration.md").read_text() == configuration_reference()
+    # Every key of every section is on the page, with its default.
+    assert "| `train.time_budget` | str or null | `null` |" in out
+    assert "| `eval.scales` | list of float | `[1.0]` |" in out
+
+
 def test_mkdocs_builds_strict(tmp_path: Path) -> None:
     """No broken link or anchor, no page left out of the nav, every API name found."""
     if shutil.which("mkdocs", path=str(Path(sys.executable).parent)) is None:

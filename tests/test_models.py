@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import semseg
 from semseg.errors import SemsegError
@@ -64,6 +65,34 @@ def every_model(slow: set[str] = frozenset()) -> list:
 
 def test_tiny_variants_cover_every_registered_model() -> None:
     assert set(TINY) == set(list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_no_strided_pointwise_conv_on_few_channels(name: str) -> None:
+    """oneDNN's weight gradient of a strided 1x1 conv on channels_last inputs with fewer
+    than 16 channels writes past its buffer (oneDNN issue 6035; torch 2.7 to 2.14): CamVid
+    training of DFANet died of heap corruption. Such a conv is written as "every
+    stride-th pixel, then a 1x1 conv", the same function."""
+    model = build_model(name, num_classes=3, **TINY[name])
+    risky = [
+        module_name
+        for module_name, module in model.named_modules()
+        if isinstance(module, torch.nn.Conv2d)
+        and module.kernel_size == (1, 1)
+        and module.stride != (1, 1)
+        and module.in_channels < 16
+    ]
+    assert not risky
+
+
+def test_dfanet_shortcut_equals_a_strided_pointwise_conv() -> None:
+    model = build_model("dfanet", num_classes=3, **TINY["dfanet"]).eval()
+    block = next(m for m in model.modules() if getattr(m, "stride", 1) == 2)
+    images = torch.randn(2, block.shortcut[0].in_channels, 17, 22)
+    conv = block.shortcut[0]
+    expected = F.conv2d(images, conv.weight, stride=2)
+    assert torch.allclose(conv(images[:, :, ::2, ::2]), expected, atol=1e-6)
+    assert block(images).shape[-2:] == expected.shape[-2:]
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -289,7 +289,7 @@ def test_checkpoints_of_format_1_still_load(tiny_config: Config, tmp_path: Path)
 def test_samples_figure_spreads_its_examples_over_the_split(count, total):
     indices = engine_train.spread_indices(count, total)
     assert len(indices) == min(count, total)
-    assert indices == sorted(set(indices)) and 0 <= indices[0] and indices[-1] < total
+    assert indices == sorted(set(indices)) and indices[0] >= 0 and indices[-1] < total
     # One sample from each of `count` equal parts of the split.
     for part, index in enumerate(indices):
         assert part * total / len(indices) <= index < (part + 1) * total / len(indices)

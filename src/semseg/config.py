@@ -134,8 +134,7 @@ class DataConfig(_Section):
     batch_size: int = Field(8, ge=1, description="training images per step (per process)")
     num_workers: int | Literal["auto"] = Field(
         "auto",
-        description="DataLoader workers; auto: none for in-memory datasets, else "
-        "min(4, cores - 1)",
+        description="DataLoader workers; auto: none for in-memory datasets, else min(4, cores - 1)",
     )
     crop_size: int | tuple[int, int] = Field(
         64, description="training crop (padded with ignore where the image is smaller)"
@@ -321,7 +320,9 @@ class TrainConfig(_Section):
     deterministic: bool = Field(
         False, description="deterministic kernels: a resumed run equals an uninterrupted one"
     )
-    device: str = Field("auto", description="auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps")
+    device: str = Field(
+        "auto", description="auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps"
+    )
     output_dir: Path = Field(Path("runs"), description="parent of the run folders")
     name: str | None = Field(None, description="run folder name; default FORMAT-MODEL[-N]")
     sample_images: int = Field(4, ge=1, le=16, description="rows in samples.png")

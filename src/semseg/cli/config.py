@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -21,9 +22,10 @@ def show(overrides: Overrides = None, config: ConfigFile = None) -> None:
 
 @app.command("docs")
 def docs(
-    out: Path | None = typer.Option(
-        None, "--out", help="write the page here (docs/configuration.md); default: print it"
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="write the page here (docs/configuration.md); default: print"),
+    ] = None,
 ) -> None:
     """The configuration reference (every key, type, default, meaning) as Markdown."""
     from semseg.config_docs import configuration_reference

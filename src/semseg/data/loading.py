@@ -31,6 +31,7 @@ from semseg.data.sampling import (
     EvaluationShard,
     image_class_pixels,
     multiscale,
+    rank_seed,
     rare_class_sampler,
     rare_class_weights,
 )
@@ -274,8 +275,7 @@ def _seed_worker(rank: int, worker_id: int) -> None:
     # Under torchrun the generator is seeded alike on every rank (the shards come from
     # it), so other ranks mix their rank in: augmentations differ across ranks.
     if rank:
-        mixed = np.random.SeedSequence([torch.initial_seed(), rank]).generate_state(1)[0]
-        torch.manual_seed(int(mixed))
+        torch.manual_seed(rank_seed(torch.initial_seed(), rank))
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)

@@ -128,3 +128,10 @@ def multiscale(batch: tuple[torch.Tensor, torch.Tensor], factor: float):
     images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
     masks = F.interpolate(masks[:, None].float(), size=size, mode="nearest")[:, 0].long()
     return images, masks
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of process `rank` under torchrun (rank 0, and a lone process: `seed`)."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(2, np.uint64)[0] % 2**63)

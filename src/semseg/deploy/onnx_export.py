@@ -127,7 +127,7 @@ def _export(
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
         raise SemsegError(
             f"model {name!r} cannot be exported to ONNX ({type(err).__name__}: {reason}); "
-            "the README's export table lists each model's status"
+            "docs/deployment.md lists each model's export status"
         ) from None
     _refuse_fixed_sizes(out, name, axes)
 
@@ -141,8 +141,8 @@ def _refuse_fixed_sizes(path: Path, name: str, axes: tuple[int, ...]) -> None:
         path.unlink(missing_ok=True)
         raise SemsegError(
             f"model {name!r} exports only with fixed input axes {fixed} (its code ties "
-            "the graph to the example's size); the README's export table lists each "
-            "model's status"
+            "the graph to the example's size); docs/deployment.md lists each model's "
+            "export status"
         )
 
 

@@ -47,25 +47,21 @@ class World:
 
     def any(self, flag: bool) -> bool:
         """Whether `flag` is true on any rank (every rank must call it at the same point)."""
-        if not self.active:
-            return flag
-        value = torch.tensor([int(flag)])
-        dist.all_reduce(value, op=dist.ReduceOp.MAX, group=self.control)
-        return bool(value.item())
+        return bool(self._reduce(float(flag), dist.ReduceOp.MAX))
 
     def max(self, value: float) -> float:
         """The largest `value` over the ranks."""
-        if not self.active:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self.control)
-        return float(tensor.item())
+        return self._reduce(value, dist.ReduceOp.MAX)
 
     def sum(self, value: float) -> float:
+        return self._reduce(value, dist.ReduceOp.SUM)
+
+    def _reduce(self, value: float, op: dist.ReduceOp) -> float:
+        """One number all-reduced on the control group (float64: exact for counts)."""
         if not self.active:
             return value
         tensor = torch.tensor([value], dtype=torch.float64)
-        dist.all_reduce(tensor, group=self.control)
+        dist.all_reduce(tensor, op=op, group=self.control)
         return float(tensor.item())
 
     def broadcast(self, value: T) -> T:

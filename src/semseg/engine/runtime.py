@@ -38,13 +38,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**63
 
 
-def rank_seed(seed: int, rank: int) -> int:
-    """The seed of process `rank` under torchrun (rank 0, and a lone process: `seed`)."""
-    if rank == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, rank]).generate_state(2, np.uint64)[0] % 2**63)
-
-
 @contextmanager
 def deterministic_mode(enabled: bool) -> Iterator[None]:
     """Deterministic kernels for the duration of a run, restoring the previous setting.

@@ -13,6 +13,7 @@ from typing import Any
 from semseg.config import Config
 from semseg.console import class_table, console, summary_line, track
 from semseg.data.registry import val_split_name
+from semseg.data.sampling import rank_seed
 from semseg.data.stats import dataset_stats
 from semseg.engine.calibrate import ClassBiasFit, calibrate_checkpoint
 from semseg.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -25,7 +26,7 @@ from semseg.engine.rundir import (
     named_run_dir,
     write_metrics_log,
 )
-from semseg.engine.runtime import deterministic_mode, epoch_seed, rank_seed, seed_everything
+from semseg.engine.runtime import deterministic_mode, epoch_seed, seed_everything
 from semseg.engine.setup import TrainingRun, build_run
 from semseg.engine.tensorboard import TensorBoardLog
 from semseg.engine.train_state import (

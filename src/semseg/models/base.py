@@ -41,6 +41,13 @@ class SegmentationModel(nn.Module):
         # state_dict: checkpoints carry them as `class_bias`, so older files still load.
         self.register_buffer("class_bias", None, persistent=False)
 
+    def use_encoder(self, encoder: nn.Module, size_divisor: int | None = None) -> None:
+        """Make `encoder` the model's (`self.encoder`), with the input normalisation of its
+        weights; inputs are padded to `size_divisor`, by default its output stride."""
+        self.encoder = encoder
+        self.normalization = encoder.normalization
+        self.size_divisor = size_divisor or encoder.output_stride
+
     def set_class_bias(self, bias: torch.Tensor | None) -> None:
         """Add `bias` (C values) to the logits of every forward pass; None removes it."""
         self.class_bias = None if bias is None else bias.detach().float().reshape(1, -1, 1, 1)

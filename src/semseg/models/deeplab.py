@@ -50,11 +50,9 @@ class DeepLab(SegmentationModel):
         multi_grid: list[int] | None = None,
     ) -> None:
         super().__init__()
-        self.encoder = build_encoder(encoder, in_channels, pretrained, output_stride)
+        self.use_encoder(build_encoder(encoder, in_channels, pretrained, output_stride), 32)
         if multi_grid:
             apply_multi_grid(self.encoder, multi_grid)
-        self.normalization = self.encoder.normalization
-        self.size_divisor = 32
         self.plus = plus
         rates = (12, 24, 36) if output_stride == 8 else (6, 12, 18)
         channels = self.encoder.out_channels

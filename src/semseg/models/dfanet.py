@@ -35,13 +35,18 @@ class _SeparableBlock(nn.Module):
                 nn.ReLU(inplace=True),
             ]
         self.body = nn.Sequential(*layers)
+        # The strided 1x1 shortcut as "take every stride-th pixel, then a 1x1 conv": the
+        # same function, but oneDNN's weight gradient of a strided 1x1 conv on
+        # channels_last inputs with few channels (the first block's 8) corrupts the heap
+        # (oneDNN issue 6035; crashed CamVid training on torch 2.7 and 2.14).
+        self.stride = stride
         self.shortcut = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x) + self.shortcut(x)
+        return self.body(x) + self.shortcut(x[:, :, :: self.stride, :: self.stride])
 
 
 def _stage(in_channels: int, out_channels: int, blocks: int) -> nn.Sequential:

@@ -53,9 +53,7 @@ class FPN(SegmentationModel):
         segmentation_width: int = 128,
     ) -> None:
         super().__init__()
-        self.encoder = build_encoder(encoder, in_channels, pretrained)
-        self.normalization = self.encoder.normalization
-        self.size_divisor = self.encoder.output_stride
+        self.use_encoder(build_encoder(encoder, in_channels, pretrained))
         reductions = self.encoder.reductions
         # Pyramid levels: the features from stride 4 down (P2..P5).
         self.levels = [i for i, r in enumerate(reductions) if r >= 4]

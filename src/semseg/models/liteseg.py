@@ -44,9 +44,7 @@ class LiteSeg(SegmentationModel):
         width: int = 96,
     ) -> None:
         super().__init__()
-        self.encoder = build_encoder(encoder, in_channels, pretrained, output_stride)
-        self.normalization = self.encoder.normalization
-        self.size_divisor = self.encoder.output_stride
+        self.use_encoder(build_encoder(encoder, in_channels, pretrained, output_stride))
         channels, reductions = self.encoder.out_channels, self.encoder.reductions
         self.low_index = reductions.index(4)
         self.context = DenseASPP(channels[-1], width)

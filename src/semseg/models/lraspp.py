@@ -34,8 +34,8 @@ class LRASPP(SegmentationModel):
         inter_channels: int = 128,
     ) -> None:
         super().__init__()
-        self.encoder = build_encoder(encoder, in_channels, pretrained, output_stride)
-        self.normalization = self.encoder.normalization
+        encoder_net = build_encoder(encoder, in_channels, pretrained, output_stride)
+        self.use_encoder(encoder_net, size_divisor=self.size_divisor)
         self.low_index = self.encoder.reductions.index(8)
         high, low = self.encoder.out_channels[-1], self.encoder.out_channels[self.low_index]
         self.cbr = nn.Sequential(

@@ -60,9 +60,7 @@ class PSPNet(SegmentationModel):
         width: int = 512,
     ) -> None:
         super().__init__()
-        self.encoder = build_encoder(encoder, in_channels, pretrained, output_stride)
-        self.normalization = self.encoder.normalization
-        self.size_divisor = self.encoder.output_stride
+        self.use_encoder(build_encoder(encoder, in_channels, pretrained, output_stride))
         channels = self.encoder.out_channels
         self.context = PyramidPooling(channels[-1], width)
         self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(width, num_classes, 1))

@@ -56,9 +56,8 @@ class SETR(SegmentationModel):
         width: int = 256,
     ) -> None:
         super().__init__()
-        self.encoder = ViTEncoder(encoder, in_channels, pretrained)
-        self.normalization = self.encoder.normalization
-        self.size_divisor = self.encoder.patch
+        vit = ViTEncoder(encoder, in_channels, pretrained)
+        self.use_encoder(vit, size_divisor=vit.patch)
         dim, self.decoder_kind = self.encoder.dim, decoder
         if decoder == "pup":
             steps = max(1, self.encoder.patch.bit_length() - 1)  # 4 for patch 16

@@ -51,8 +51,8 @@ class TransUNet(SegmentationModel):
         grid: int = 14,
     ) -> None:
         super().__init__()
-        self.encoder = build_encoder(encoder, in_channels, pretrained, max_reduction=16)
-        self.normalization = self.encoder.normalization
+        encoder_net = build_encoder(encoder, in_channels, pretrained, max_reduction=16)
+        self.use_encoder(encoder_net, size_divisor=self.size_divisor)
         channels, reductions = self.encoder.out_channels, self.encoder.reductions
         self.embed = nn.Conv2d(channels[-1], hidden, 1)
         self.position = nn.Parameter(torch.randn(1, hidden, grid, grid) * 0.02)

@@ -78,9 +78,7 @@ class EncoderUNet(SegmentationModel):
         super().__init__()
         if not decoder_widths:
             raise SemsegError("config key 'model.decoder_widths': give at least one width")
-        self.encoder = build_encoder(encoder, in_channels, pretrained)
-        self.normalization = self.encoder.normalization
-        self.size_divisor = self.encoder.output_stride
+        self.use_encoder(build_encoder(encoder, in_channels, pretrained))
         channels = self.encoder.out_channels  # shallow .. deep
         skips = list(reversed(channels[:-1])) + [0] * (len(decoder_widths) - len(channels) + 1)
         skips = skips[: len(decoder_widths)]  # a short decoder stops above the shallow skips

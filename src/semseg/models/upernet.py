@@ -27,9 +27,7 @@ class UPerNet(SegmentationModel):
         width: int = 512,
     ) -> None:
         super().__init__()
-        self.encoder = build_encoder(encoder, in_channels, pretrained)
-        self.normalization = self.encoder.normalization
-        self.size_divisor = self.encoder.output_stride
+        self.use_encoder(build_encoder(encoder, in_channels, pretrained))
         self.levels = [i for i, r in enumerate(self.encoder.reductions) if r >= 4]
         channels = [self.encoder.out_channels[i] for i in self.levels]
         self.context = PyramidPooling(channels[-1], width)
