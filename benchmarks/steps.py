@@ -11,7 +11,7 @@ from torch import nn
 from semseg.classes import ClassSet
 from semseg.config import LossConfig, OptimConfig
 from semseg.engine.epoch import TrainingStep
-from semseg.engine.precision import depthwise_convs_in_fp32
+from semseg.engine.precision import cpu_autocast_exceptions
 from semseg.engine.schedule import LRSchedule, build_optimizer
 from semseg.losses import build_loss
 
@@ -47,7 +47,7 @@ def semseg_step(
     """semseg's training step as `semseg train` builds it on the CPU (the caller chooses
     the memory layout and precision), with a schedule long enough never to end while
     timed."""
-    depthwise_convs_in_fp32(model)
+    cpu_autocast_exceptions(model)
     loss, optim = loss or LossConfig(), optim or OptimConfig()
     classes = ClassSet(tuple(f"c{i}" for i in range(num_classes)), ignore_index=ignore_index)
     optimizer = build_optimizer(model, optim)

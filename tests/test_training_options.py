@@ -16,7 +16,7 @@ import semseg
 from semseg.config import Config
 from semseg.engine.checkpoint import load_checkpoint
 from semseg.engine.ema import ModelEMA
-from semseg.engine.precision import depthwise_convs_in_fp32, resolve_amp
+from semseg.engine.precision import cpu_autocast_exceptions, resolve_amp
 from semseg.engine.runtime import deterministic_mode
 from semseg.errors import SemsegError
 from semseg.models import build_model
@@ -124,7 +124,7 @@ def test_depthwise_convolutions_leave_cpu_autocast_and_nothing_else_changes() ->
     with torch.no_grad():
         reference = model(images)
     depthwise = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
-    assert depthwise_convs_in_fp32(model) == len(depthwise) > 0
+    assert cpu_autocast_exceptions(model) == len(depthwise) > 0
     assert list(model.state_dict()) == keys
     with torch.no_grad():
         assert torch.equal(model(images), reference)  # without autocast: the same module
@@ -132,6 +132,28 @@ def test_depthwise_convolutions_leave_cpu_autocast_and_nothing_else_changes() ->
             outputs = depthwise[0](torch.randn(1, depthwise[0].in_channels, 8, 8))
             dense = model.head(torch.randn(1, model.head.in_channels, 8, 8))
     assert outputs.dtype == torch.float32 and dense.dtype == torch.bfloat16
+
+
+def test_dilated_convolutions_off_the_channel_blocking_leave_cpu_autocast() -> None:
+    """oneDNN's bf16 weight gradient of a dilated conv on channels_last inputs is wrong
+    for channel counts off its blocking (ESPNet's 25): those run in fp32, the rest not."""
+    model = build_model("espnet", num_classes=11)
+    convs = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    cpu_autocast_exceptions(model)
+    swapped = {name for name, m in convs.items() if type(m) is not torch.nn.Conv2d}
+    fragile = {
+        name
+        for name, m in convs.items()
+        if m.dilation[0] > 1 and (m.in_channels % 32 or m.out_channels % 32)
+    }
+    assert swapped == fragile and len(fragile) > 10
+    deeplab = build_model("deeplabv3", num_classes=3, encoder="resnet10t")
+    assert cpu_autocast_exceptions(deeplab) == 0  # 64-512 channels stay in bf16
+    conv = convs["down3.branches.4"].to(memory_format=torch.channels_last)
+    images = torch.randn(2, conv.in_channels, 24, 24).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        conv(images).square().mean().backward()
+    assert torch.isfinite(conv.weight.grad).all()
 
 
 def test_deterministic_mode_warns_instead_of_failing_and_restores_settings() -> None:

@@ -78,10 +78,8 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContext
 
 
 class _Float32Conv2d(nn.Conv2d):
-    """A depthwise convolution that steps out of CPU autocast. oneDNN's bf16 depthwise
-    *backward* runs 3-7x slower than its fp32 one on an AVX512-BF16 CPU (forward is on
-    par; dense convolutions are faster in bf16): measured per layer on EfficientNet-Lite0
-    shapes, it made the CamVid U-Net step 1.4x faster (benchmarks/speed.py)."""
+    """A convolution that steps out of CPU autocast and runs in fp32 (see
+    `cpu_autocast_exceptions` for which, and why)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
@@ -90,13 +88,31 @@ class _Float32Conv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def depthwise_convs_in_fp32(model: nn.Module) -> int:
-    """Make the model's depthwise convolutions run in fp32 under CPU autocast (a class
-    swap: weights, state_dict keys and CUDA behaviour stay as they were). Returns how
-    many convolutions it changed."""
+def _needs_fp32_on_cpu(conv: nn.Conv2d) -> bool:
+    # Depthwise, for speed: oneDNN's bf16 depthwise *backward* runs 3-7x slower than its
+    # fp32 one on an AVX512-BF16 CPU (forward on par; dense convolutions are faster in
+    # bf16); per layer on EfficientNet-Lite0 shapes it made the CamVid U-Net step 1.4x
+    # faster (benchmarks/speed.py).
+    depthwise = 1 < conv.groups == conv.in_channels
+    # Dilated with channel counts off oneDNN's blocking, for correctness: on channels_last
+    # inputs its bf16 weight gradient is wrong (25 or 72 channels: 87-90 % relative error),
+    # NaN, or a heap corruption (24 channels), while 16, 48 and 64 channels are right;
+    # ESPNet's 25-channel branches made CamVid training NaN at its second step. Multiples
+    # of 32 are kept in bf16 (the dilated ResNet stages and ASPP of DeepLab are 64-2048).
+    dilated_off_block = max(conv.dilation) > 1 and (
+        conv.in_channels % 32 != 0 or conv.out_channels % 32 != 0
+    )
+    return depthwise or dilated_off_block
+
+
+def cpu_autocast_exceptions(model: nn.Module) -> int:
+    """Make the model's convolutions that are slow or wrong in bf16 on the CPU (depthwise;
+    dilated with channel counts that are not multiples of 32) run in fp32 under CPU
+    autocast: a class swap, so weights, state_dict keys and CUDA behaviour stay as they
+    were. Returns how many convolutions it changed."""
     changed = 0
     for module in model.modules():
-        if type(module) is nn.Conv2d and 1 < module.groups == module.in_channels:
+        if type(module) is nn.Conv2d and _needs_fp32_on_cpu(module):
             module.__class__ = _Float32Conv2d
             changed += 1
     return changed

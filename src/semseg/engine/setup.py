@@ -25,7 +25,7 @@ from semseg.engine.distributed import World, join_world, sync_batch_norm
 from semseg.engine.ema import ModelEMA
 from semseg.engine.epoch import TrainingStep
 from semseg.engine.inference import InferenceSettings
-from semseg.engine.precision import depthwise_convs_in_fp32, resolve_amp
+from semseg.engine.precision import cpu_autocast_exceptions, resolve_amp
 from semseg.engine.runtime import seed_everything
 from semseg.engine.schedule import LRSchedule, build_optimizer
 from semseg.losses import build_loss
@@ -145,7 +145,7 @@ def _network(
     if config.train.channels_last:
         model.to(memory_format=torch.channels_last)
     if device.type == "cpu":
-        depthwise_convs_in_fp32(model)  # faster under bf16 autocast, a no-op without it
+        cpu_autocast_exceptions(model)  # faster or right under bf16; a no-op without it
     return model
 
 
