@@ -162,3 +162,10 @@ def test_a_broken_plugin_is_one_line_naming_it(tmp_path: Path, run_cli) -> None:
     assert code == 2 and "cannot import 'no_such_module_here'" in err
     code, _, err = run_cli("config", "show", f"plugins=[{tmp_path / 'missing.py'}]")
     assert code == 2 and "missing.py not found" in err
+
+
+def test_listing_commands_import_the_plugins_they_are_given(plugin: Path, run_cli) -> None:
+    code, out, _ = run_cli("models", f"plugins=[{plugin}]", "--size", "32x32", "--classes", "2")
+    assert code == 0 and "pixel_mlp" in out
+    code, out, _ = run_cli("data", "formats", f"plugins=[{plugin}]")
+    assert code == 0 and "stripes" in out

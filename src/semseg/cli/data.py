@@ -79,7 +79,7 @@ def convert(
 
 
 @app.command("formats")
-def formats(config: ConfigFile = None) -> None:
+def formats(overrides: Overrides = None, config: ConfigFile = None) -> None:
     """List the registered dataset formats (the config's plugins' too)."""
     from rich.table import Table
 
@@ -87,7 +87,7 @@ def formats(config: ConfigFile = None) -> None:
     from semseg.console import console
     from semseg.data import FORMATS
 
-    load_config(config)  # imports the config's plugins, which may register formats
+    load_config(config, overrides)  # imports the config's plugins, which may add formats
     table = Table(title="dataset formats (data.format)", title_justify="left")
     for column in ("name", "default splits", "description"):
         table.add_column(column)
