@@ -19,6 +19,7 @@ LAYERS = {
     "semseg.files": 0,
     "semseg.plugins": 0,
     "semseg.config": 0,
+    "semseg.config_docs": 0,
     "semseg.classes": 0,
     "semseg.registry": 0,
     "semseg.console": 0,
