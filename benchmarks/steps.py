@@ -43,11 +43,12 @@ def semseg_step(
     ignore_index: int = 255,
     class_weights: Sequence[float] | None = None,
     compile: bool = False,
+    depthwise_fp32: bool = True,
 ) -> TrainingStep:
     """semseg's training step as `semseg train` builds it on the CPU (the caller chooses
-    the memory layout and precision), with a schedule long enough never to end while
-    timed."""
-    cpu_autocast_exceptions(model)
+    the memory layout and precision: `amp_dtype`, and whether depthwise convolutions step
+    out of bf16 autocast), with a schedule long enough never to end while timed."""
+    cpu_autocast_exceptions(model, depthwise=depthwise_fp32)
     loss, optim = loss or LossConfig(), optim or OptimConfig()
     classes = ClassSet(tuple(f"c{i}" for i in range(num_classes)), ignore_index=ignore_index)
     optimizer = build_optimizer(model, optim)

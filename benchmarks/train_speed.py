@@ -5,6 +5,10 @@ so the figures measure the step itself, not data loading. Prints JSON.
 
     python benchmarks/train_speed.py                       # unet_small, 256 px crops
     python benchmarks/train_speed.py --model lraspp --crop 360 --batch 8 --compile
+    python benchmarks/train_speed.py --config configs/camvid.yaml --compile
+
+With --config the step is the config's: its model options (encoder, frozen stages,
+decoder widths), loss and optimiser, at its crop size and batch.
 """
 
 from __future__ import annotations
@@ -17,25 +21,37 @@ import torch
 from results import publish
 from steps import semseg_step
 
+from semseg import Config, load_config
 from semseg.engine.epoch import train_one_epoch
 from semseg.engine.precision import cpu_has_fast_bf16
 from semseg.models import build_model
+from semseg.models.encoders import freeze_encoder_stages
 
 NUM_CLASSES = 11
 
 
 def images_per_second(
-    args: argparse.Namespace, channels_last: bool, amp: bool, compiled: bool
+    args: argparse.Namespace,
+    channels_last: bool,
+    amp: bool,
+    compiled: bool,
+    depthwise_fp32: bool = True,
 ) -> float:
     torch.manual_seed(0)
-    model = build_model(args.model, NUM_CLASSES)
+    config = args.loaded_config
+    model = build_network(config) if config else build_model(args.model, NUM_CLASSES)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     step = semseg_step(
         model,
         NUM_CLASSES,
         torch.bfloat16 if amp else None,
+        loss=config.loss if config else None,
+        optim=config.optim if config else None,
+        # The weights' values do not change the step's cost; their presence does.
+        class_weights=[1.0] * NUM_CLASSES if config and config.loss.class_weights else None,
         compile=compiled,
+        depthwise_fp32=depthwise_fp32,
     )
     images = torch.randn(args.batch, 3, args.crop, args.crop)
     masks = torch.randint(0, NUM_CLASSES, (args.batch, args.crop, args.crop))
@@ -46,6 +62,16 @@ def images_per_second(
     return args.batch * args.steps / (time.perf_counter() - start)
 
 
+def build_network(config: Config) -> torch.nn.Module:
+    """The config's model as training builds it (pretrained weights aside: the step's
+    cost does not depend on them)."""
+    options = config.model.builder_options() | {"pretrained": None}
+    model = build_model(config.model.name, NUM_CLASSES, **options)
+    if config.model.frozen_stages:
+        freeze_encoder_stages(model, config.model.frozen_stages)
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="unet_small")
@@ -53,21 +79,31 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--config", default=None, help="time this config's training step")
+    parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE overrides of --config")
     args = parser.parse_args()
+    args.loaded_config = load_config(args.config, args.set) if args.config else None
+    if args.loaded_config:
+        args.model = args.loaded_config.model.name
+        args.crop = args.loaded_config.data.crop_size
+        args.batch = args.loaded_config.data.batch_size
     variants = {
         "fp32 contiguous": (False, False, False),
         "fp32 channels_last": (True, False, False),
         "bf16 contiguous": (False, True, False),
-        "bf16 channels_last (default)": (True, True, False),
+        "bf16 channels_last, depthwise fp32 (default)": (True, True, False),
+        "bf16 channels_last, depthwise bf16": (True, True, False, False),
     }
     if args.compile:
-        variants["bf16 channels_last + compile"] = (True, True, True)
+        variants["bf16 channels_last, depthwise fp32 + compile"] = (True, True, True)
     results = {name: round(images_per_second(args, *flags), 2) for name, flags in variants.items()}
     baseline = results["fp32 contiguous"]
     publish(
         "train_speed",
         {
             "model": args.model,
+            "config": args.config,
+            "overrides": args.set,
             "crop": args.crop,
             "batch": args.batch,
             "steps": args.steps,

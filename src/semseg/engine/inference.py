@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semseg.config import EvalConfig
+from semseg.config import EvalConfig, size_pair
 from semseg.engine.crf import CRFSettings, crf_refine
 from semseg.engine.precision import autocast, dtype_name, resolve_amp, to_model_layout
 
@@ -48,8 +48,8 @@ class InferenceSettings:
             tile_batch = 8 if device is not None and device.type == "cuda" else 1
         return cls(
             config.mode,
-            _pair(config.crop_size),
-            _pair(config.stride),
+            size_pair(config.crop_size),
+            size_pair(config.stride),
             tile_batch,
             tuple(config.scales),
             config.flip,
@@ -94,10 +94,6 @@ def _crf_settings(config: EvalConfig) -> CRFSettings:
         smoothness_weight=config.crf_smoothness_weight,
         smoothness_xy=config.crf_smoothness_xy,
     )
-
-
-def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 def _main_output(output: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:

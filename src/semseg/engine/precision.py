@@ -88,12 +88,12 @@ class _Float32Conv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def _needs_fp32_on_cpu(conv: nn.Conv2d) -> bool:
-    # Depthwise, for speed: oneDNN's bf16 depthwise *backward* runs 3-7x slower than its
-    # fp32 one on an AVX512-BF16 CPU (forward on par; dense convolutions are faster in
-    # bf16); per layer on EfficientNet-Lite0 shapes it made the CamVid U-Net step 1.4x
-    # faster (benchmarks/speed.py).
-    depthwise = 1 < conv.groups == conv.in_channels
+def _needs_fp32_on_cpu(conv: nn.Conv2d, depthwise: bool) -> bool:
+    # Depthwise, for speed where measured so (see CPU_TRAINING_PRECISIONS): oneDNN's bf16
+    # depthwise *backward* ran 3-7x slower than its fp32 one on an AVX512-BF16 CPU
+    # (forward on par; dense convolutions are faster in bf16); per layer on
+    # EfficientNet-Lite0 shapes it made the CamVid U-Net step 1.4x faster.
+    is_depthwise = 1 < conv.groups == conv.in_channels
     # Dilated with channel counts off oneDNN's blocking, for correctness: on channels_last
     # inputs its bf16 weight gradient is wrong (25 or 72 channels: 87-90 % relative error),
     # NaN, or a heap corruption (24 channels), while 16, 48 and 64 channels are right;
@@ -102,20 +102,93 @@ def _needs_fp32_on_cpu(conv: nn.Conv2d) -> bool:
     dilated_off_block = max(conv.dilation) > 1 and (
         conv.in_channels % 32 != 0 or conv.out_channels % 32 != 0
     )
-    return depthwise or dilated_off_block
+    return (depthwise and is_depthwise) or dilated_off_block
 
 
-def cpu_autocast_exceptions(model: nn.Module) -> int:
-    """Make the model's convolutions that are slow or wrong in bf16 on the CPU (depthwise;
-    dilated with channel counts that are not multiples of 32) run in fp32 under CPU
-    autocast: a class swap, so weights, state_dict keys and CUDA behaviour stay as they
-    were. Returns how many convolutions it changed."""
+def cpu_autocast_exceptions(model: nn.Module, depthwise: bool = True) -> int:
+    """Make the model's convolutions that are wrong in bf16 on the CPU (dilated, with
+    channel counts that are not multiples of 32) and, with `depthwise`, its depthwise
+    ones (slow there) run in fp32 under CPU autocast: a class swap, so weights,
+    state_dict keys and CUDA behaviour stay as they were. Applying it again with another
+    `depthwise` redoes the choice. Returns how many convolutions run in fp32."""
     changed = 0
     for module in model.modules():
-        if type(module) is nn.Conv2d and _needs_fp32_on_cpu(module):
-            module.__class__ = _Float32Conv2d
-            changed += 1
+        if type(module) in (nn.Conv2d, _Float32Conv2d):
+            in_fp32 = _needs_fp32_on_cpu(module, depthwise)
+            module.__class__ = _Float32Conv2d if in_fp32 else nn.Conv2d
+            changed += in_fp32
     return changed
+
+
+# What a CPU training step can run in: the autocast dtype (None: fp32) and whether the
+# depthwise convolutions step out of bf16 into fp32. The first is the default where no
+# timing decides (train.amp=bf16): the fastest on the AVX512-BF16 CPU it was developed on.
+CPU_TRAINING_PRECISIONS: dict[str, tuple[torch.dtype | None, bool]] = {
+    "bf16, depthwise fp32": (torch.bfloat16, True),
+    "bf16": (torch.bfloat16, False),
+    "fp32": (None, False),
+}
+
+
+def use_cpu_training_precision(model: nn.Module, name: str) -> torch.dtype | None:
+    """Set the model's convolutions up for CPU_TRAINING_PRECISIONS[name]; returns the
+    autocast dtype the training step runs under."""
+    dtype, depthwise_in_fp32 = CPU_TRAINING_PRECISIONS[name]
+    cpu_autocast_exceptions(model, depthwise=depthwise_in_fp32)
+    return dtype
+
+
+# A switch away from the default must gain this much (timing noise on a shared host is a
+# few per cent; two runs of one config should not flip between precisions) ...
+SWITCH_GAIN = 0.10
+# ... and passes shorter than this are not worth timing (a tiny model or batch).
+MIN_TIMED_SECONDS = 0.05
+
+
+def fastest_cpu_training_precision(
+    model: nn.Module, images: torch.Tensor, repeats: int = 2
+) -> tuple[str, dict[str, float]]:
+    """Which of CPU_TRAINING_PRECISIONS trains `model` fastest on this CPU, by the
+    seconds per forward and backward pass of a batch like `images`: the default unless
+    another is faster by SWITCH_GAIN. Measured, because that depends on the CPU: an AMX
+    Xeon ran some models slower under bf16 autocast than in fp32. Returns the choice and
+    the seconds timed for each (the default's alone when its pass is too short to be
+    worth timing). Leaves the model as it found it (weights, batch-norm statistics, no
+    gradients; its convolutions set up for the choice) and the random state too."""
+    images = to_model_layout(model, images)
+    saved = {key: value.clone() for key, value in model.state_dict().items()}
+    was_training = model.training
+    model.train()
+    default, *others = CPU_TRAINING_PRECISIONS
+    with torch.random.fork_rng():
+        timings = {default: _seconds_per_training_pass(model, images, default, repeats)}
+        if timings[default] >= MIN_TIMED_SECONDS:
+            timings |= {
+                name: _seconds_per_training_pass(model, images, name, repeats) for name in others
+            }
+    model.load_state_dict(saved)
+    model.train(was_training)
+    fastest = min(timings, key=timings.get)
+    choice = fastest if timings[fastest] < (1 - SWITCH_GAIN) * timings[default] else default
+    use_cpu_training_precision(model, choice)
+    return choice, timings
+
+
+def _seconds_per_training_pass(
+    model: nn.Module, images: torch.Tensor, precision: str, repeats: int
+) -> float:
+    dtype = use_cpu_training_precision(model, precision)
+    times = []
+    for _ in range(repeats + 1):  # the first call picks kernels: not timed
+        start = time.perf_counter()
+        with autocast(images.device, dtype):
+            logits = model(images)
+        # Any scalar of the logits back-propagates through every trainable layer, as the
+        # training loss does.
+        logits.float().square().mean().backward()
+        times.append(time.perf_counter() - start)
+    model.zero_grad(set_to_none=True)
+    return min(times[1:])
 
 
 def uses_channels_last(model: nn.Module) -> bool:

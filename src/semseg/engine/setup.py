@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from semseg.classes import ClassSet
-from semseg.config import IMAGENET_MEAN, IMAGENET_STD, Config, parse_duration
+from semseg.config import IMAGENET_MEAN, IMAGENET_STD, Config, parse_duration, size_pair
 from semseg.console import console, track
 from semseg.data import SegmentationLoader, input_channels, make_loader, open_split
 from semseg.data.base import SegmentationDataset
@@ -25,7 +25,12 @@ from semseg.engine.distributed import World, join_world, sync_batch_norm
 from semseg.engine.ema import ModelEMA
 from semseg.engine.epoch import TrainingStep
 from semseg.engine.inference import InferenceSettings
-from semseg.engine.precision import cpu_autocast_exceptions, resolve_amp
+from semseg.engine.precision import (
+    CPU_TRAINING_PRECISIONS,
+    fastest_cpu_training_precision,
+    resolve_amp,
+    use_cpu_training_precision,
+)
 from semseg.engine.runtime import seed_everything
 from semseg.engine.schedule import LRSchedule, build_optimizer
 from semseg.losses import build_loss
@@ -54,6 +59,8 @@ class TrainingRun:
     budget: Budget | None
     # eval.* settings: the class-bias fit uses them as they are, validation one pass.
     inference: InferenceSettings
+    # On the CPU: which of CPU_TRAINING_PRECISIONS the step runs in (kept by last.pt).
+    cpu_precision: str | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -84,6 +91,9 @@ def build_run(config: Config, resumed: dict[str, Any] | None = None) -> Training
     val_set = open_split(config.data, val_split_name(config.data))
     classes, in_channels = train_set.classes, input_channels(config.data)
     model = _network(config, classes, in_channels, device, resumed is None)
+    amp_dtype, cpu_precision = _training_precision(
+        config, model, in_channels, device, world, resumed
+    )
     config = with_input_normalization(config, model)
     train_set.transform = train_preset(config.data, classes.ignore_index)
     val_set.transform = eval_preset(config.data)
@@ -100,7 +110,9 @@ def build_run(config: Config, resumed: dict[str, Any] | None = None) -> Training
         _shared_class_table(config, train_set, world),
     )
     budget = _budget(config, resumed, world)
-    step = _training_step(config, model, train_set, len(train_loader), budget, device, world)
+    step = _training_step(
+        config, model, train_set, len(train_loader), budget, device, world, amp_dtype
+    )
     _announce(config, world, step)
     return TrainingRun(
         config=config,
@@ -116,6 +128,7 @@ def build_run(config: Config, resumed: dict[str, Any] | None = None) -> Training
         step=step,
         budget=budget,
         inference=InferenceSettings.from_config(config.eval, device, config.data.normalization()),
+        cpu_precision=cpu_precision,
     )
 
 
@@ -144,9 +157,44 @@ def _network(
     model.to(device)
     if config.train.channels_last:
         model.to(memory_format=torch.channels_last)
-    if device.type == "cpu":
-        cpu_autocast_exceptions(model)  # faster or right under bf16; a no-op without it
     return model
+
+
+def _training_precision(
+    config: Config,
+    model: nn.Module,
+    in_channels: int,
+    device: torch.device,
+    world: World,
+    resumed: dict[str, Any] | None,
+) -> tuple[torch.dtype | None, str | None]:
+    """The training step's autocast dtype and, on the CPU, which of
+    CPU_TRAINING_PRECISIONS it is (the model's convolutions set up for it). With
+    train.amp=auto on a CPU with bf16 units it is timed on a batch of the configured
+    size, once: a resumed run continues in the precision it began in, and under torchrun
+    rank 0 decides for all."""
+    dtype = resolve_amp(config.train.amp, device)
+    if device.type != "cpu":
+        return dtype, None
+    default = next(iter(CPU_TRAINING_PRECISIONS))
+    if dtype is None:
+        name = "fp32"
+    elif config.train.amp != "auto" or config.train.deterministic:
+        name = default  # explicit bf16; deterministic runs must not depend on a timing
+    elif resumed and resumed.get("cpu_precision") in CPU_TRAINING_PRECISIONS:
+        name = resumed["cpu_precision"]
+    else:
+        name = world.main_computes(lambda: _timed_cpu_precision(config, model, in_channels))
+    return use_cpu_training_precision(model, name), name
+
+
+def _timed_cpu_precision(config: Config, model: nn.Module, in_channels: int) -> str:
+    images = torch.randn(config.data.batch_size, in_channels, *size_pair(config.data.crop_size))
+    name, timings = fastest_cpu_training_precision(model, images)
+    if len(timings) > 1:
+        timed = ", ".join(f"{key} {seconds:.2f}" for key, seconds in timings.items())
+        console.print(f"CPU training precision: {name} (seconds per batch: {timed})")
+    return name
 
 
 def _budget(config: Config, resumed: dict[str, Any] | None, world: World) -> Budget | None:
@@ -194,6 +242,7 @@ def _training_step(
     budget: Budget | None,
     device: torch.device,
     world: World,
+    amp_dtype: torch.dtype | None,
 ) -> TrainingStep:
     weights = world.main_computes(lambda: _auto_class_weights(config, train_set))
     loss_fn = build_loss(config.loss, train_set.classes, weights)
@@ -213,7 +262,7 @@ def _training_step(
         optimizer,
         schedule,
         device,
-        amp_dtype=resolve_amp(config.train.amp, device),
+        amp_dtype=amp_dtype,
         grad_clip=config.optim.grad_clip,
         accumulate_steps=config.train.accumulate_steps,
         aux_weight=config.loss.aux_weight,

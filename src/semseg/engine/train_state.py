@@ -74,6 +74,7 @@ def training_checkpoint(run: TrainingRun, state: TrainState) -> dict:
         "scaler": step.scaler.state_dict(),
         "budget_spent_s": state.budget_spent_s,
         "world_size": run.world.size,
+        "cpu_precision": run.cpu_precision,
         **state.to_dict(),
     }
     if step.ema is not None:

