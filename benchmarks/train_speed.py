@@ -21,11 +21,11 @@ import torch
 from results import publish
 from steps import semseg_step
 
-from semseg import Config, load_config
+from semseg import load_config
 from semseg.engine.epoch import train_one_epoch
 from semseg.engine.precision import cpu_has_fast_bf16
+from semseg.engine.setup import build_network
 from semseg.models import build_model
-from semseg.models.encoders import freeze_encoder_stages
 
 NUM_CLASSES = 11
 
@@ -39,7 +39,7 @@ def images_per_second(
 ) -> float:
     torch.manual_seed(0)
     config = args.loaded_config
-    model = build_network(config) if config else build_model(args.model, NUM_CLASSES)
+    model = build_network(config, NUM_CLASSES) if config else build_model(args.model, NUM_CLASSES)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     step = semseg_step(
@@ -62,16 +62,6 @@ def images_per_second(
     return args.batch * args.steps / (time.perf_counter() - start)
 
 
-def build_network(config: Config) -> torch.nn.Module:
-    """The config's model as training builds it (pretrained weights aside: the step's
-    cost does not depend on them)."""
-    options = config.model.builder_options() | {"pretrained": None}
-    model = build_model(config.model.name, NUM_CLASSES, **options)
-    if config.model.frozen_stages:
-        freeze_encoder_stages(model, config.model.frozen_stages)
-    return model
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="unet_small")
@@ -82,7 +72,9 @@ def main() -> None:
     parser.add_argument("--config", default=None, help="time this config's training step")
     parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE overrides of --config")
     args = parser.parse_args()
-    args.loaded_config = load_config(args.config, args.set) if args.config else None
+    # Pretrained weights do not change the step's cost; loading them would.
+    overrides = [*args.set, "model.pretrained=false"]
+    args.loaded_config = load_config(args.config, overrides) if args.config else None
     if args.loaded_config:
         args.model = args.loaded_config.model.name
         args.crop = args.loaded_config.data.crop_size

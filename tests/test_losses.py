@@ -46,6 +46,25 @@ def test_hand_computed_values() -> None:
     assert value("boundary", boundary_weight=4.0, radius=1) == pytest.approx(ce)
 
 
+def test_tversky_equals_the_one_hot_formula_in_value_and_gradient() -> None:
+    """The loss sums by label index; the textbook writes it with a one-hot tensor."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 9, 11, requires_grad=True)
+    target = torch.randint(0, 4, (2, 9, 11))  # class 4 absent: left out of the mean
+    target[0, :3] = IGNORE
+    valid = (target != IGNORE).unsqueeze(1)
+    one_hot = F.one_hot(torch.where(valid[:, 0], target, 0), 5).permute(0, 3, 1, 2) * valid
+    probs = logits.softmax(1) * valid
+    tp, fp = (probs * one_hot).sum((0, 2, 3)), (probs * (1 - one_hot)).sum((0, 2, 3))
+    fn = ((1 - probs) * one_hot).sum((0, 2, 3))
+    expected = (1 - tp / (tp + 0.3 * fp + 0.7 * fn))[:4].mean()
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    loss = LOSSES.get("tversky").function(logits, target, ignore_index=IGNORE, smooth=0.0)
+    (grad,) = torch.autograd.grad(loss, logits)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(grad, expected_grad)
+
+
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_perfect_prediction_scores_near_zero(name: str) -> None:
     target = torch.tensor([[[0, 1, 2], [2, 1, IGNORE]]])

@@ -208,7 +208,7 @@ def test_cpu_training_precision_switches_only_for_a_clear_gain(
     choice, timings = fastest_cpu_training_precision(model, torch.randn(1, 3, 32, 32))
     assert choice == expected
     assert timed == list(timings) == list(CPU_TRAINING_PRECISIONS)[: len(timed)]
-    assert len(timed) == (1 if seconds["bf16, depthwise fp32"] < 0.05 else 3)
+    assert len(timed) == (1 if seconds["bf16, depthwise fp32"] < precision.MIN_TIMED_SECONDS else 3)
 
 
 def test_a_run_times_its_cpu_precision_once_and_keeps_it_on_resume(

@@ -142,16 +142,22 @@ def with_input_normalization(config: Config, model: nn.Module) -> Config:
     return config.model_copy(update={"data": data})
 
 
+def build_network(config: Config, num_classes: int, in_channels: int = 3) -> nn.Module:
+    """The config's model as training builds it: its builder options, frozen stages."""
+    model = build_model(
+        config.model.name, num_classes, in_channels, **config.model.builder_options()
+    )
+    if config.model.frozen_stages:
+        freeze_encoder_stages(model, config.model.frozen_stages)
+    return model
+
+
 def _network(
     config: Config, classes: ClassSet, in_channels: int, device: torch.device, fresh: bool
 ) -> nn.Module:
-    model = build_model(
-        config.model.name, classes.num_classes, in_channels, **config.model.builder_options()
-    )
+    model = build_network(config, classes.num_classes, in_channels)
     if config.model.weights is not None and fresh:
-        load_weights_file(model, config.model.weights)
-    if config.model.frozen_stages:
-        freeze_encoder_stages(model, config.model.frozen_stages)
+        load_weights_file(model, config.model.weights)  # freezing left the values as built
     if config.model.sync_bn:
         model = sync_batch_norm(model, device)
     model.to(device)
