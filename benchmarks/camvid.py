@@ -12,15 +12,13 @@ the recipe's test-time augmentation, and of one pass); with a class bias fitted 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from results import publish
+from results import publish, training_record
 from speed import images_per_second, reference_images_per_second
 
 import semseg
@@ -45,9 +43,7 @@ def main() -> None:
     start = time.perf_counter()
     result = semseg.train(config)
     train_seconds = time.perf_counter() - start
-    history = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").open()]
-    trained_images = sum(r["images_per_s"] * r["epoch_time_s"] for r in history)
-    rates = [r["images_per_s"] for r in history]
+    training = training_record(result.run_dir, train_seconds)
     # Model selection on val only: best.pt is the best validation checkpoint.
     start = time.perf_counter()
     summary = semseg.evaluate(
@@ -102,21 +98,7 @@ def main() -> None:
             "mean_boundary_f1": round(100 * metrics["mean_boundary_f1"], 2),
             "class_bias": summary["class_bias"],
             "test_without_class_bias": without_bias,
-            "training_seconds": round(train_seconds, 1),
-            "training_images_per_s": round(
-                trained_images / sum(r["epoch_time_s"] for r in history), 2
-            ),
-            "epochs": len(history),
-            "epoch_images_per_s": {
-                "min": round(min(rates), 2),
-                "median": round(statistics.median(rates), 2),
-                "max": round(max(rates), 2),
-            },
-            # Setup, validations, checkpoints and the class-bias fit: what the run
-            # spends beside its training epochs.
-            "seconds_outside_training_epochs": round(
-                train_seconds - sum(r["epoch_time_s"] for r in history), 1
-            ),
+            **training,
             "best_epoch": result.best_epoch,
             "best_val_miou": round(100 * result.best_metrics["miou"], 2),
             "inference": predictor.inference.describe(),

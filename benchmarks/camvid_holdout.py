@@ -19,9 +19,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from results import publish
+from results import publish, training_record
 
 import semseg
 from semseg.config import parse_duration
@@ -54,7 +55,9 @@ def main() -> None:
             f"train.time_budget={minutes}m",
         ],
     )
+    start = time.perf_counter()
     result = semseg.train(config)
+    training = training_record(result.run_dir, time.perf_counter() - start)
     fit = load_checkpoint(result.run_dir / "best.pt").get("class_bias_fit")
     publish(
         "camvid_holdout",
@@ -64,6 +67,7 @@ def main() -> None:
             "val_images": held_out,
             "time_budget": f"{minutes}m",
             "overrides": args.set,
+            **training,
             "best_epoch": result.best_epoch,
             "best_val_miou_one_pass": round(100 * result.best_metrics["miou"], 2),
             "val_miou_tta_before_class_bias": fit and round(100 * fit["miou_before"], 2),

@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,27 @@ def machine_record() -> dict[str, Any]:
     if torch.cuda.is_available():
         record["gpu"] = torch.cuda.get_device_name()
     return record
+
+
+def training_record(run_dir: Path, train_seconds: float) -> dict[str, Any]:
+    """What a time-budgeted run bought, from its metrics.jsonl: epochs, images/s overall
+    and per epoch (min/median/max), and the seconds spent beside the training epochs
+    (setup, validations, checkpoints, the class-bias fit)."""
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+    epoch_seconds = sum(r["epoch_time_s"] for r in history)
+    trained_images = sum(r["images_per_s"] * r["epoch_time_s"] for r in history)
+    rates = [r["images_per_s"] for r in history]
+    return {
+        "training_seconds": round(train_seconds, 1),
+        "training_images_per_s": round(trained_images / epoch_seconds, 2),
+        "epochs": len(history),
+        "epoch_images_per_s": {
+            "min": round(min(rates), 2),
+            "median": round(statistics.median(rates), 2),
+            "max": round(max(rates), 2),
+        },
+        "seconds_outside_training_epochs": round(train_seconds - epoch_seconds, 1),
+    }
 
 
 def _commit() -> str:
