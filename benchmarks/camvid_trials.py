@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from camvid_holdout import holdout_splits, link_splits
+from variants import parse_variant
 
 from semseg.engine.checkpoint import load_checkpoint
 
@@ -35,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_trial(spec: str, args: argparse.Namespace, runs: Path) -> dict:
-    name, *overrides = spec.split()
+    name, overrides = parse_variant(spec)
     command = [
         sys.executable,
         "-m",

@@ -6,9 +6,13 @@ so the figures measure the step itself, not data loading. Prints JSON.
     python benchmarks/train_speed.py                       # unet_small, 256 px crops
     python benchmarks/train_speed.py --model lraspp --crop 360 --batch 8 --compile
     python benchmarks/train_speed.py --config configs/camvid.yaml --compile
+    python benchmarks/train_speed.py --config configs/camvid.yaml --compare \
+        "recipe" "dice loss.terms=[{name: ce}, {name: dice, weight: 0.5}]"
 
 With --config the step is the config's: its model options (encoder, frozen stages,
-decoder widths), loss and optimiser, at its crop size and batch.
+decoder widths), loss and optimiser, at its crop size and batch. --compare times the
+default precision only, for each "NAME KEY=VALUE ..." on top of the config, the variants
+alternated over --rounds (a shared host's speed drifts between runs).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import time
 import torch
 from results import publish
 from steps import semseg_step
+from variants import parse_variant
 
-from semseg import load_config
+from semseg import Config, load_config
 from semseg.engine.epoch import train_one_epoch
 from semseg.engine.precision import cpu_has_fast_bf16
 from semseg.engine.setup import build_network
@@ -32,13 +37,13 @@ NUM_CLASSES = 11
 
 def images_per_second(
     args: argparse.Namespace,
+    config: Config | None,
     channels_last: bool,
     amp: bool,
     compiled: bool,
     depthwise_fp32: bool = True,
 ) -> float:
     torch.manual_seed(0)
-    config = args.loaded_config
     model = build_network(config, NUM_CLASSES) if config else build_model(args.model, NUM_CLASSES)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -71,14 +76,17 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--config", default=None, help="time this config's training step")
     parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE overrides of --config")
+    parser.add_argument("--compare", nargs="*", default=[], help='"NAME KEY=VALUE ..." each')
+    parser.add_argument("--rounds", type=int, default=3, help="with --compare")
     args = parser.parse_args()
-    # Pretrained weights do not change the step's cost; loading them would.
-    overrides = [*args.set, "model.pretrained=false"]
-    args.loaded_config = load_config(args.config, overrides) if args.config else None
-    if args.loaded_config:
-        args.model = args.loaded_config.model.name
-        args.crop = args.loaded_config.data.crop_size
-        args.batch = args.loaded_config.data.batch_size
+    config = step_config(args, args.set)
+    if config:
+        args.model = config.model.name
+        args.crop = config.data.crop_size
+        args.batch = config.data.batch_size
+    if args.compare:
+        compare_configs(args)
+        return
     variants = {
         "fp32 contiguous": (False, False, False),
         "fp32 channels_last": (True, False, False),
@@ -88,7 +96,9 @@ def main() -> None:
     }
     if args.compile:
         variants["bf16 channels_last, depthwise fp32 + compile"] = (True, True, True)
-    results = {name: round(images_per_second(args, *flags), 2) for name, flags in variants.items()}
+    results = {
+        name: round(images_per_second(args, config, *flags), 2) for name, flags in variants.items()
+    }
     baseline = results["fp32 contiguous"]
     publish(
         "train_speed",
@@ -105,6 +115,40 @@ def main() -> None:
             "torch": torch.__version__,
             "train_images_per_s": results,
             "speedup_vs_fp32_contiguous": {k: round(v / baseline, 2) for k, v in results.items()},
+        },
+    )
+
+
+def step_config(args: argparse.Namespace, overrides: list[str]) -> Config | None:
+    if not args.config:
+        return None
+    # Pretrained weights do not change the step's cost; loading them would.
+    return load_config(args.config, [*overrides, "model.pretrained=false"])
+
+
+def compare_configs(args: argparse.Namespace) -> None:
+    """Default-precision images/s of each --compare variant, alternated over rounds."""
+    variants = {}
+    for spec in args.compare:
+        name, overrides = parse_variant(spec)
+        variants[name] = [*args.set, *overrides]
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, overrides in variants.items():
+            config = step_config(args, overrides)
+            timings[name].append(round(images_per_second(args, config, True, True, False), 2))
+    publish(
+        "train_speed",
+        {
+            "config": args.config,
+            "crop": args.crop,
+            "batch": args.batch,
+            "steps": args.steps,
+            "threads": torch.get_num_threads(),
+            "compare": {
+                name: {"overrides": variants[name], "images_per_s": timings[name]}
+                for name in variants
+            },
         },
     )
 

@@ -50,12 +50,15 @@ def samples_figure(checkpoint: Path, root: str, out: Path) -> None:
     predictor = semseg.load(checkpoint)
     data = semseg.load_config(None, ["data.format=camvid", f"data.root={root}"]).data
     dataset = eval_dataset(data)
+    indices = spread_indices(4, len(dataset))
     rows = []
-    for index in spread_indices(4, len(dataset)):
+    # Through predictor.predict rather than engine.evaluate.sample_predictions: this
+    # dataset normalises by the bare CamVid config, the predictor by its checkpoint's.
+    for index in indices:
         image, truth = dataset.load(index)
         pixels = image.permute(1, 2, 0).numpy()
         rows.append((pixels, truth.numpy(), predictor.predict(pixels)))
-    names = [dataset.sample_name(index) for index in spread_indices(4, len(dataset))]
+    names = [dataset.sample_name(index) for index in indices]
     save_samples_figure(out, rows, predictor.classes, names)
 
 

@@ -178,6 +178,28 @@ def test_scores_are_resized_to_the_labels_never_the_reverse() -> None:
     assert result.confusion.compute()["miou"] == 1.0
 
 
+class _Fixed(torch.nn.Module):
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.logits[images[:, 0, 0, 0].long()]  # each image carries its index
+
+
+def test_validation_loss_is_the_mean_over_images_whatever_the_batching() -> None:
+    """A short last batch counts for its images only (and a rank's shard likewise)."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 2, 4, 4, generator=generator)
+    labels = torch.randint(0, 2, (3, 4, 4), generator=generator)
+    images = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 3, 4, 4)
+    loss = torch.nn.CrossEntropyLoss()
+    per_image = [loss(logits[i : i + 1], labels[i : i + 1]).item() for i in range(3)]
+    loader = [(images[:2], labels[:2]), (images[2:], labels[2:])]
+    result = evaluate_model(_Fixed(logits), loader, 2, 255, torch.device("cpu"), loss_fn=loss)
+    assert result.mean_loss == pytest.approx(sum(per_image) / 3)
+
+
 def _write_masks(folder: Path, masks: dict[str, np.ndarray], mode: str = "L") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, mask in masks.items():

@@ -139,6 +139,20 @@ def test_combination_adds_weighted_terms_and_reports_each() -> None:
     assert set(loss.last_terms) == {"cross_entropy", "dice", "focal"}
 
 
+def test_a_term_can_leave_the_class_weights_out() -> None:
+    classes = ClassSet(("a", "b"))
+    config = load_config(
+        None,
+        [
+            "loss.terms=[{name: ce}, {name: dice, weight: 0.5, smooth: 0.0, class_weights: false}]",
+            "loss.class_weights=[1, 3]",
+        ],
+    ).loss
+    weights = torch.tensor([1.0, 3.0])
+    expected = value("cross_entropy", weights=weights) + 0.5 * value("dice", smooth=0.0)
+    assert build_loss(config, classes)(LOGITS, TARGET).item() == pytest.approx(expected)
+
+
 def test_label_smoothing_and_weights_from_config() -> None:
     classes = ClassSet(("a", "b"))
     loss = build_loss(LossConfig(label_smoothing=0.1, class_weights=[1, 3]), classes)

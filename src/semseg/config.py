@@ -249,6 +249,9 @@ class LossTerm(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str
     weight: float = Field(1.0, ge=0)
+    # Dice-like terms average over classes already: median-frequency weights on top of
+    # that weigh a rare class twice.
+    class_weights: bool = Field(True, description="apply loss.class_weights to this term")
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -263,7 +266,9 @@ class LossConfig(_Section):
         description="cross_entropy (ce), ohem, dice, focal, lovasz, tversky, boundary",
     )
     terms: list[LossTerm] | None = Field(
-        None, description="weighted combination, e.g. [{name: ce}, {name: dice, weight: 0.5}]"
+        None,
+        description="weighted combination, e.g. [{name: ce}, {name: dice, weight: 0.5}]; a "
+        "term's class_weights: false leaves loss.class_weights out of it",
     )
     class_weights: list[float] | Literal["auto"] | None = Field(
         None, description="one weight per class, or auto (from the training set statistics)"

@@ -304,7 +304,8 @@ def build_loss(
         loss = LOSSES.get(term.name, key=f"{key}.name")
         params = term.params()
         LOSSES.check_parameters(loss.name, params, key, reserved=_BUILT_IN)
-        module = SegmentationLoss(loss.function, classes.ignore_index, weights, **params)
+        term_weights = weights if term.class_weights else None
+        module = SegmentationLoss(loss.function, classes.ignore_index, term_weights, **params)
         terms.append((loss.name, term.weight, module))
     return CombinedLoss(terms)
 

@@ -52,7 +52,8 @@ def evaluate_model(
     if boundary_tolerance is not None:
         boundary = BoundaryMetrics(num_classes, ignore_index, boundary_tolerance, device=device)
     with_loss = loss_fn is not None and not settings.augmented
-    loss_sum = torch.zeros((), device=device)
+    loss_sum = torch.zeros((), device=device)  # batch losses weighted by their images
+    images_seen = 0
     image_miou: list[torch.Tensor] = []
     with progress_bar() as progress:
         task = progress.add_task(description, total=len(loader), info="")
@@ -67,13 +68,13 @@ def evaluate_model(
             pred = scores.argmax(1)
             confusion.update(pred, masks)
             if with_loss:
-                loss_sum += loss_fn(scores, masks)
+                loss_sum += loss_fn(scores, masks) * len(images)
+                images_seen += len(images)
             image_miou.append(per_image_miou(pred, masks, num_classes, ignore_index))
             if boundary is not None:
                 boundary.update(pred, masks)
             progress.advance(task)
     per_image = torch.cat(image_miou).tolist() if image_miou else []
-    batches = len(loader)
     shard = getattr(loader, "sampler", None)  # any iterable of batches works alone
     if isinstance(shard, EvaluationShard):
         world = current_world()
@@ -81,8 +82,10 @@ def evaluate_model(
         if boundary is not None:
             boundary.all_reduce()
         per_image = _in_dataset_order(per_image, shard.indices, world)
-        loss_sum, batches = world.sum(loss_sum.item()), int(world.sum(batches))
-    mean_loss = float(loss_sum / max(1, batches)) if with_loss else None
+        loss_sum, images_seen = world.sum(loss_sum.item()), int(world.sum(images_seen))
+    # Per image, not per batch: a short last batch (or a rank's shorter shard) counts
+    # for its images only, so one process and torchrun agree.
+    mean_loss = float(loss_sum / max(1, images_seen)) if with_loss else None
     return EvalResult(confusion, mean_loss, boundary, per_image)
 
 
