@@ -172,3 +172,25 @@ def test_folder_config_errors(tmp_path: Path) -> None:
     (root / "val.txt").write_text("img00\nghost\n")
     with pytest.raises(SemsegError, match=r"ghost: no image for 'ghost'; run 'semseg data check'"):
         read_split(folder_config(root), "val")
+
+
+def test_augmentation_leaves_the_cached_samples_as_decoded(tmp_path: Path) -> None:
+    """With data.cache and no worker the augmentation runs on the cached tensors in the
+    training process, epoch after epoch: a transform writing in place would drift them."""
+    root = write_folder_dataset(tmp_path / "ds", count=4)
+    augment = (
+        "data.augment=[{name: random_scale, min: 0.5, max: 1.5}, {name: crop}, {name: hflip},"
+        " {name: color_jitter, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1},"
+        " {name: cutout, count: 2, size: 8}]"
+    )
+    data = folder_config(root, "data.cache=true", "data.crop_size=16", augment)
+    dataset = train_dataset(data)
+    assert dataset.in_memory  # load() hands out the cached tensors themselves
+    decoded = [tuple(t.clone() for t in dataset.load(i)) for i in range(len(dataset))]
+    torch.manual_seed(0)
+    for _ in range(5):
+        for index in range(len(dataset)):
+            dataset[index]
+    for index, (image, mask) in enumerate(decoded):
+        assert torch.equal(dataset.load(index)[0], image)
+        assert torch.equal(dataset.load(index)[1], mask)
