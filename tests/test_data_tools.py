@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from helpers import save_image, save_mask, write_folder_dataset
@@ -98,6 +99,22 @@ def test_auto_class_weights_in_training(tmp_path: Path, monkeypatch, tiny_config
     assert len(cached) == 1
     weights = json.loads(cached[0].read_text())["weights"]["median_frequency"]
     assert weights[0] < 1 < max(weights)  # background is frequent, shapes are rare
+
+
+def test_logit_adjustment_takes_the_training_prior(
+    tmp_path: Path, monkeypatch, tiny_config
+) -> None:
+    monkeypatch.setenv("SEMSEG_CACHE", str(tmp_path / "cache"))
+    from semseg.data.stats import dataset_stats, smoothed_prior
+    from semseg.engine import setup
+
+    config = tiny_config.model_copy(deep=True)
+    config.loss.logit_adjustment = 0.5
+    run = setup.build_run(config)
+    pixels = dataset_stats(run.train_set).pixels
+    expected = 0.5 * smoothed_prior(pixels).log().float()
+    assert torch.allclose(run.step.loss_fn.logit_offsets, expected)
+    assert run.step.loss_fn.losses[0].class_weights is None  # tiny_config has none
 
 
 def test_preview_writes_a_grid(tmp_path: Path, run_cli) -> None:

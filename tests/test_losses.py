@@ -162,6 +162,44 @@ def test_label_smoothing_and_weights_from_config() -> None:
     assert loss(LOGITS, TARGET).item() == pytest.approx(reference.item())
 
 
+def test_logit_adjustment_scores_logits_plus_tau_log_prior() -> None:
+    classes = ClassSet(("a", "b", "c"))
+    pixels = [600, 300, 99]  # smoothed prior: 601 / 1002, 301 / 1002, 100 / 1002
+    logits = torch.randn(2, 3, 4, 5)
+    target = torch.randint(0, 3, (2, 4, 5))
+    target[0, 0, 0] = IGNORE
+    log_prior = torch.tensor([601, 301, 100], dtype=torch.float64).div(1002).log()
+    loss = build_loss(LossConfig(logit_adjustment=0.5), classes, class_pixels=pixels)
+    shifted = logits + 0.5 * log_prior.float().view(1, 3, 1, 1)
+    reference = F.cross_entropy(shifted, target, ignore_index=IGNORE)
+    assert loss(logits, target).item() == pytest.approx(reference.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="needs the training split's class pixels"):
+        build_loss(LossConfig(logit_adjustment=1.0), classes)
+
+
+def test_logit_adjustment_learns_class_balanced_scores() -> None:
+    """Labels drawn at the training prior carry no information beyond it: the adjusted
+    loss is lowest when every class scores the same (a balanced classifier), where plain
+    cross-entropy's optimum is the log prior."""
+    classes = ClassSet(("a", "b", "c"))
+    pixels = [700, 200, 100]
+    target = torch.tensor([0] * 700 + [1] * 200 + [2] * 100).view(1, 10, 100)
+    for tau, expected in ((1.0, torch.zeros(3)), (0.0, torch.tensor([0.7, 0.2, 0.1]).log())):
+        loss = build_loss(LossConfig(logit_adjustment=tau), classes, class_pixels=pixels)
+        scores = torch.zeros(3, requires_grad=True)
+        optimiser = torch.optim.LBFGS([scores], max_iter=100, line_search_fn="strong_wolfe")
+
+        def objective(scores=scores, loss=loss, optimiser=optimiser):
+            optimiser.zero_grad()
+            value = loss(scores.view(1, 3, 1, 1).expand(1, 3, 10, 100), target)
+            value.backward()
+            return value
+
+        optimiser.step(objective)
+        centred = scores.detach() - scores.detach().mean()
+        assert torch.allclose(centred, expected - expected.mean(), atol=2e-2)
+
+
 def test_loss_config_errors_name_the_key() -> None:
     classes = ClassSet(("a", "b", "c"))
     with pytest.raises(SemsegError, match="2 weights for 3 classes"):

@@ -277,6 +277,13 @@ class LossConfig(_Section):
         "median_frequency", description="the rule behind class_weights=auto"
     )
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross_entropy only")
+    logit_adjustment: float = Field(
+        0.0,
+        ge=0,
+        description="tau: the loss scores logits + tau x log(training class prior), so the "
+        "network learns class-balanced scores (Menon et al. 2021); an alternative to "
+        "class_weights, 1 balances fully",
+    )
     aux_weight: float = Field(0.4, ge=0, description="weight of the auxiliary head's loss")
 
     def resolved_terms(self) -> list[LossTerm]:

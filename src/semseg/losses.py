@@ -18,6 +18,7 @@ from torch import nn
 
 from semseg.classes import ClassSet
 from semseg.config import LossConfig
+from semseg.data.stats import smoothed_prior
 from semseg.errors import SemsegError
 from semseg.registry import Registry
 
@@ -272,16 +273,24 @@ class SegmentationLoss(nn.Module):
 
 class CombinedLoss(nn.Module):
     """Sum of weighted terms; `last_terms` keeps each term's value of the last call
-    (detached tensors, so logging them costs no host sync)."""
+    (detached tensors, so logging them costs no host sync). `logit_offsets` (C values),
+    when given, are added to the logits every term scores (logit adjustment)."""
 
-    def __init__(self, terms: list[tuple[str, float, nn.Module]]) -> None:
+    def __init__(
+        self,
+        terms: list[tuple[str, float, nn.Module]],
+        logit_offsets: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.names = [name for name, _, _ in terms]
         self.weights = [weight for _, weight, _ in terms]
         self.losses = nn.ModuleList(loss for _, _, loss in terms)
+        self.register_buffer("logit_offsets", logit_offsets, persistent=False)
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.logit_offsets is not None:
+            logits = logits.float() + self.logit_offsets.view(1, -1, 1, 1)
         total = logits.new_zeros((), dtype=torch.float32)
         terms = {}
         for name, weight, loss in zip(self.names, self.weights, self.losses, strict=True):
@@ -293,10 +302,14 @@ class CombinedLoss(nn.Module):
 
 
 def build_loss(
-    config: LossConfig, classes: ClassSet, class_weights: list[float] | None = None
+    config: LossConfig,
+    classes: ClassSet,
+    class_weights: list[float] | None = None,
+    class_pixels: list[int] | None = None,
 ) -> CombinedLoss:
     """The configured loss; `class_weights` (e.g. resolved from `auto`) overrides the
-    config's list."""
+    config's list; `class_pixels` (the training split's labelled pixels per class) gives
+    the prior of `loss.logit_adjustment`."""
     weights = _class_weights(class_weights or config.class_weights, classes)
     terms = []
     for index, term in enumerate(config.resolved_terms()):
@@ -307,7 +320,23 @@ def build_loss(
         term_weights = weights if term.class_weights else None
         module = SegmentationLoss(loss.function, classes.ignore_index, term_weights, **params)
         terms.append((loss.name, term.weight, module))
-    return CombinedLoss(terms)
+    return CombinedLoss(terms, _logit_offsets(config.logit_adjustment, class_pixels, classes))
+
+
+def _logit_offsets(
+    strength: float, class_pixels: list[int] | None, classes: ClassSet
+) -> torch.Tensor | None:
+    """tau x log(prior): softmax(logits + log prior) fits the labels' posterior, so the
+    logits themselves fit it divided by the prior, the class-balanced one. The same
+    optimum as weighting each pixel by 1 / prior, without scaling a rare class's pixel
+    gradients by that weight (60x a road pixel's on CamVid)."""
+    if not strength:
+        return None
+    if class_pixels is None:
+        raise ValueError("loss.logit_adjustment needs the training split's class pixels")
+    if len(class_pixels) != classes.num_classes:
+        raise ValueError(f"{len(class_pixels)} class pixel counts for {classes.num_classes}")
+    return (strength * smoothed_prior(class_pixels).log()).float()
 
 
 def _class_weights(values: list[float] | str | None, classes: ClassSet) -> torch.Tensor | None:

@@ -158,11 +158,8 @@ def dataset_stats(
     return stats
 
 
-def auto_class_weights(
-    dataset: SegmentationDataset,
-    rule: str,
-    progress: Callable[[Iterable[int]], Iterable[int]] = iter,
-    skip_broken: bool = False,
-) -> list[float]:
-    """Weights for `loss.class_weights=auto`, from the dataset's statistics."""
-    return dataset_stats(dataset, progress, skip_broken).weights(rule)
+def smoothed_prior(class_pixels: list[int] | torch.Tensor) -> torch.Tensor:
+    """Each class's share of the labelled pixels, with one pixel added to every class so
+    that an absent class has no log(0) (float64)."""
+    counts = torch.as_tensor(class_pixels, dtype=torch.float64)
+    return (counts + 1) / (counts.sum() + len(counts))

@@ -38,7 +38,7 @@ from semseg.console import console, progress_bar, track
 from semseg.data import train_dataset
 from semseg.data.loading import SegmentationLoader
 from semseg.data.sampling import EvaluationShard
-from semseg.data.stats import dataset_stats
+from semseg.data.stats import dataset_stats, smoothed_prior
 from semseg.engine.checkpoint import (
     checkpoint_classes,
     load_checkpoint,
@@ -246,9 +246,8 @@ def fit_class_bias(
     """The strength t in STRENGTHS whose offsets t * log(prior) give the highest mIoU of
     argmax(scores + offsets) on the sample (the smallest |t| among ties); the prior comes
     from `class_pixels`, the training split's pixel count of each class."""
-    counts = torch.as_tensor(class_pixels, dtype=torch.float64)
-    num_classes = len(counts)
-    prior = (counts + 1) / (counts.sum() + num_classes)  # no log(0) for an absent class
+    num_classes = len(class_pixels)
+    prior = smoothed_prior(class_pixels)
     direction = prior.log().float()
     direction -= direction.mean()  # only differences between classes matter to argmax
     mious = torch.tensor(

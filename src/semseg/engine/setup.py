@@ -18,7 +18,7 @@ from semseg.data import SegmentationLoader, input_channels, make_loader, open_sp
 from semseg.data.base import SegmentationDataset
 from semseg.data.registry import train_split_name, val_split_name
 from semseg.data.sampling import image_class_pixels
-from semseg.data.stats import auto_class_weights
+from semseg.data.stats import ClassStats, dataset_stats
 from semseg.data.transforms import eval_preset, train_preset
 from semseg.engine.budget import Budget
 from semseg.engine.distributed import World, join_world, sync_batch_norm
@@ -250,8 +250,13 @@ def _training_step(
     world: World,
     amp_dtype: torch.dtype | None,
 ) -> TrainingStep:
-    weights = world.main_computes(lambda: _auto_class_weights(config, train_set))
-    loss_fn = build_loss(config.loss, train_set.classes, weights)
+    stats = world.main_computes(lambda: _loss_statistics(config, train_set))
+    loss_fn = build_loss(
+        config.loss,
+        train_set.classes,
+        _auto_class_weights(config, stats),
+        class_pixels=stats.pixels if stats else None,
+    )
     optim = _scaled_optim(config, world)
     optimizer = build_optimizer(model, optim)
     steps_per_epoch = -(-batches_per_epoch // config.train.accumulate_steps)
@@ -286,18 +291,23 @@ def _scaled_optim(config: Config, world: World):
     return config.optim.model_copy(update={"lr": config.optim.lr * world.size})
 
 
-def _auto_class_weights(config: Config, train_set: SegmentationDataset) -> list[float] | None:
-    """`class_weights=auto`: the weights computed from the training split."""
-    if config.loss.class_weights != "auto":
+def _loss_statistics(config: Config, train_set: SegmentationDataset) -> ClassStats | None:
+    """The training split's class statistics, when the loss needs them
+    (`loss.class_weights=auto`, `loss.logit_adjustment`): counted once, then cached."""
+    if config.loss.class_weights != "auto" and not config.loss.logit_adjustment:
         return None
-    weights = auto_class_weights(
+    return dataset_stats(
         train_set,
-        config.loss.class_weighting,
         lambda items: track(items, "class statistics"),
         skip_broken=config.data.on_error == "skip",
     )
-    shown = ", ".join(
-        f"{name} {w:.3f}" for name, w in zip(train_set.classes.names, weights, strict=True)
-    )
+
+
+def _auto_class_weights(config: Config, stats: ClassStats | None) -> list[float] | None:
+    """`class_weights=auto`: the weights of the configured rule, printed."""
+    if config.loss.class_weights != "auto" or stats is None:
+        return None
+    weights = stats.weights(config.loss.class_weighting)
+    shown = ", ".join(f"{name} {w:.3f}" for name, w in zip(stats.class_names, weights, strict=True))
     console.print(f"class weights ({config.loss.class_weighting}): {shown}")
     return weights
